@@ -1,0 +1,1 @@
+"""The ``prectr`` console script."""

@@ -1,0 +1,1 @@
+"""Datasets: the real Home Depot relevance labels, a synthetic catalogue, and the search-log simulator."""

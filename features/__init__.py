@@ -1,0 +1,1 @@
+"""The train/serve contract: torch-free, imported by both the offline and the online side."""

@@ -1,0 +1,97 @@
+"""Named inputs of ``head.onnx``, built the same way for training rows and for a serving request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from features.hashing import hash_buckets, stable_hash64
+from features.normalize import normalize_query
+from features.prefs import HISTORY_LEN, QueryPref, Smoothing, UserPref, features_for_request
+
+# Id features in this order form the ``ids`` input (N, len(ID_FEATURES)).
+ID_FEATURES: tuple[str, ...] = ("user", "item", "query", "price_bucket", "pop_bucket")
+NUM_VALUE_BUCKETS = 11  # price/popularity buckets 1..10, 0 = unknown
+HEAD_INPUT_NAMES: tuple[str, ...] = ("rel_vec", "rel_logits", "pref_dense", "ids", "hist_items", "hist_levels")
+HEAD_OUTPUT_NAMES: tuple[str, ...] = ("p_ctr_given_level", "p_level", "incentive", "score")
+ENCODER_OUTPUT_NAMES: tuple[str, ...] = ("rel_vec", "rel_logits")
+
+
+def item_hash64(item_ids: Sequence[str | int] | np.ndarray) -> np.ndarray:
+    """Model-independent 63-bit item hashes (what user histories store)."""
+    return np.fromiter((stable_hash64(str(i)) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+
+def bucket_of_hash64(h64: np.ndarray, buckets: int) -> np.ndarray:
+    """Same bucket as :func:`features.hashing.hash_bucket` for the value whose hash is ``h64``; 0 stays 0."""
+    h64 = np.asarray(h64, dtype=np.int64)
+    return np.where(h64 == 0, 0, 1 + h64 % (buckets - 1)).astype(np.int64)
+
+
+def id_matrix(
+    user_ids: Sequence[str | int] | np.ndarray,
+    item_ids: Sequence[str | int] | np.ndarray,
+    queries_norm: Sequence[str] | np.ndarray,
+    price_bucket: np.ndarray,
+    pop_bucket: np.ndarray,
+    buckets: dict[str, int],
+) -> np.ndarray:
+    """``(N, 5)`` int64 id features; ids are hashed as strings, queries must already be normalised."""
+    as_str = lambda xs: np.asarray([str(x) for x in xs], dtype=object)  # noqa: E731
+    cols = [
+        hash_buckets(as_str(user_ids), buckets["user"]),
+        hash_buckets(as_str(item_ids), buckets["item"]),
+        hash_buckets(np.asarray(queries_norm, dtype=object), buckets["query"]),
+        np.clip(np.asarray(price_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
+        np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
+    ]
+    return np.stack(cols, axis=1).astype(np.int64)
+
+
+def history_matrix(
+    history_hash64: Sequence[int], history_levels: Sequence[int], n_rows: int, buckets: int,
+    history_len: int = HISTORY_LEN,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded ``(n_rows, history_len)`` item buckets and level+1 (0 = padding), most recent last."""
+    items = np.zeros(history_len, dtype=np.int64)
+    levels = np.zeros(history_len, dtype=np.int64)
+    h = np.asarray(list(history_hash64)[-history_len:], dtype=np.int64) if history_len else np.zeros(0, np.int64)
+    lv = np.asarray(list(history_levels)[-history_len:], dtype=np.int64) if history_len else np.zeros(0, np.int64)
+    if h.size:
+        items[history_len - h.size:] = bucket_of_hash64(h, buckets)
+        levels[history_len - lv.size:] = lv + 1
+    return np.repeat(items[None], n_rows, axis=0), np.repeat(levels[None], n_rows, axis=0)
+
+
+def build_head_feeds(
+    *,
+    rel_vec: np.ndarray,
+    rel_logits: np.ndarray,
+    query: str,
+    user_id: str,
+    item_ids: Sequence[str],
+    price_bucket: np.ndarray,
+    pop_bucket: np.ndarray,
+    qpref: QueryPref | None,
+    upref: UserPref | None,
+    buckets: dict[str, int],
+    smoothing: Smoothing | None = None,
+    history_len: int = HISTORY_LEN,
+) -> dict[str, np.ndarray]:
+    """Feeds for ``head.onnx`` for one request (serving path)."""
+    n = len(item_ids)
+    q_norm = normalize_query(query)
+    ids = id_matrix([user_id] * n, item_ids, [q_norm] * n, price_bucket, pop_bucket, buckets)
+    hist_items, hist_levels = history_matrix(
+        upref.history_items if upref else (), upref.history_levels if upref else (), n, buckets["item"],
+        history_len,
+    )
+    return {
+        "rel_vec": np.ascontiguousarray(rel_vec, dtype=np.float32),
+        "rel_logits": np.ascontiguousarray(rel_logits, dtype=np.float32),
+        "pref_dense": features_for_request(qpref, upref, n, smoothing),
+        "ids": ids,
+        "hist_items": hist_items,
+        "hist_levels": hist_levels,
+    }

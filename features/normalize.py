@@ -1,0 +1,19 @@
+"""Query and title normalisation: one definition for mining, training and serving."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_KEEP = re.compile(r"[^0-9a-z\s./\-\"'x#&]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_query(text: str) -> str:
+    """Canonical form of a search query: NFKC, lower case, odd symbols dropped, whitespace collapsed.
+
+    Two queries that normalise to the same string share preferences and relevance-cache entries.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _KEEP.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
