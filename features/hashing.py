@@ -29,8 +29,11 @@ def hash_buckets(values: Iterable[str | int], buckets: int) -> np.ndarray:
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     uniq, inverse = np.unique(arr, return_inverse=True)
-    table = np.fromiter((hash_bucket(v.item() if hasattr(v, "item") else v, buckets) for v in uniq),
-                        dtype=np.int64, count=len(uniq))
+    table = np.fromiter(
+        (hash_bucket(v.item() if hasattr(v, "item") else v, buckets) for v in uniq),
+        dtype=np.int64,
+        count=len(uniq),
+    )
     return table[inverse.reshape(-1)]
 
 

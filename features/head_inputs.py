@@ -13,7 +13,14 @@ from features.prefs import HISTORY_LEN, QueryPref, Smoothing, UserPref, features
 # Id features in this order form the ``ids`` input (N, len(ID_FEATURES)).
 ID_FEATURES: tuple[str, ...] = ("user", "item", "query", "price_bucket", "pop_bucket")
 NUM_VALUE_BUCKETS = 11  # price/popularity buckets 1..10, 0 = unknown
-HEAD_INPUT_NAMES: tuple[str, ...] = ("rel_vec", "rel_logits", "pref_dense", "ids", "hist_items", "hist_levels")
+HEAD_INPUT_NAMES: tuple[str, ...] = (
+    "rel_vec",
+    "rel_logits",
+    "pref_dense",
+    "ids",
+    "hist_items",
+    "hist_levels",
+)
 HEAD_OUTPUT_NAMES: tuple[str, ...] = ("p_ctr_given_level", "p_level", "incentive", "score")
 ENCODER_OUTPUT_NAMES: tuple[str, ...] = ("rel_vec", "rel_logits")
 
@@ -50,17 +57,28 @@ def id_matrix(
 
 
 def history_matrix(
-    history_hash64: Sequence[int], history_levels: Sequence[int], n_rows: int, buckets: int,
+    history_hash64: Sequence[int],
+    history_levels: Sequence[int],
+    n_rows: int,
+    buckets: int,
     history_len: int = HISTORY_LEN,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded ``(n_rows, history_len)`` item buckets and level+1 (0 = padding), most recent last."""
     items = np.zeros(history_len, dtype=np.int64)
     levels = np.zeros(history_len, dtype=np.int64)
-    h = np.asarray(list(history_hash64)[-history_len:], dtype=np.int64) if history_len else np.zeros(0, np.int64)
-    lv = np.asarray(list(history_levels)[-history_len:], dtype=np.int64) if history_len else np.zeros(0, np.int64)
+    h = (
+        np.asarray(list(history_hash64)[-history_len:], dtype=np.int64)
+        if history_len
+        else np.zeros(0, np.int64)
+    )
+    lv = (
+        np.asarray(list(history_levels)[-history_len:], dtype=np.int64)
+        if history_len
+        else np.zeros(0, np.int64)
+    )
     if h.size:
-        items[history_len - h.size:] = bucket_of_hash64(h, buckets)
-        levels[history_len - lv.size:] = lv + 1
+        items[history_len - h.size :] = bucket_of_hash64(h, buckets)
+        levels[history_len - lv.size :] = lv + 1
     return np.repeat(items[None], n_rows, axis=0), np.repeat(levels[None], n_rows, axis=0)
 
 
@@ -84,7 +102,10 @@ def build_head_feeds(
     q_norm = normalize_query(query)
     ids = id_matrix([user_id] * n, item_ids, [q_norm] * n, price_bucket, pop_bucket, buckets)
     hist_items, hist_levels = history_matrix(
-        upref.history_items if upref else (), upref.history_levels if upref else (), n, buckets["item"],
+        upref.history_items if upref else (),
+        upref.history_levels if upref else (),
+        n,
+        buckets["item"],
         history_len,
     )
     return {

@@ -42,7 +42,10 @@ class TextSpec(_Frozen):
 
     @model_validator(mode="after")
     def _buckets_end_at_max_len(self) -> TextSpec:
-        if list(self.length_buckets) != sorted(self.length_buckets) or self.length_buckets[-1] != self.max_len:
+        if (
+            list(self.length_buckets) != sorted(self.length_buckets)
+            or self.length_buckets[-1] != self.max_len
+        ):
             raise ValueError(f"length_buckets {self.length_buckets} must be ascending and end at max_len")
         return self
 
@@ -81,7 +84,9 @@ class BundleManifest(_Frozen):
     @classmethod
     def _known_schema(cls, v: int) -> int:
         if v != SCHEMA_VERSION:
-            raise ValueError(f"manifest schema_version {v} is not supported (this code reads {SCHEMA_VERSION})")
+            raise ValueError(
+                f"manifest schema_version {v} is not supported (this code reads {SCHEMA_VERSION})"
+            )
         return v
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ import unicodedata
 
 _KEEP = re.compile(r"[^0-9a-z\s./\-\"'x#&]+")
 _SPACES = re.compile(r"\s+")
+_DROP_CATEGORIES = frozenset({"So", "Sk", "Cc", "Cf", "Co", "Cn"})
 
 
 def normalize_query(text: str) -> str:
@@ -14,6 +15,9 @@ def normalize_query(text: str) -> str:
 
     Two queries that normalise to the same string share preferences and relevance-cache entries.
     """
+    # Symbols such as ™ or ° (and control characters from mojibake) carry no search intent; drop them
+    # before NFKC, which would otherwise expand ™ to "TM".
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES)
     text = unicodedata.normalize("NFKC", text).lower()
     text = _KEEP.sub(" ", text)
     return _SPACES.sub(" ", text).strip()

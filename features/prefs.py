@@ -97,8 +97,12 @@ def features_for_request(
     q = qpref or QueryPref(zeros, zeros, 0)
     u = upref or UserPref(zeros, zeros, 0)
     row = preference_features(
-        np.array([q.exposures]), np.array([q.clicks]), np.array([q.users]),
-        np.array([u.exposures]), np.array([u.clicks]), np.array([u.activity]), smoothing,
+        np.array([q.exposures]),
+        np.array([q.clicks]),
+        np.array([q.users]),
+        np.array([u.exposures]),
+        np.array([u.clicks]),
+        np.array([u.activity]),
+        smoothing,
     )
     return np.repeat(row, n_rows, axis=0)
-

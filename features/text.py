@@ -52,7 +52,9 @@ class TextEncoder:
         if not buckets or buckets[-1] != max_len:
             raise ValueError(f"length buckets {buckets} must end at max_len={max_len}")
         if not 1 <= max_query_len <= max_len - 4:
-            raise ValueError(f"max_query_len={max_query_len} must leave room for a title in max_len={max_len}")
+            raise ValueError(
+                f"max_query_len={max_query_len} must leave room for a title in max_len={max_len}"
+            )
         self.max_len = max_len
         self.max_query_len = max_query_len
         self.buckets = buckets
@@ -86,7 +88,9 @@ class TextEncoder:
     def assemble(self, query_ids: list[int], title_ids: Sequence[list[int]]) -> EncodedPairs:
         return self._assemble_rows([query_ids] * len(title_ids), title_ids)
 
-    def _assemble_rows(self, query_rows: Sequence[list[int]], title_rows: Sequence[list[int]]) -> EncodedPairs:
+    def _assemble_rows(
+        self, query_rows: Sequence[list[int]], title_rows: Sequence[list[int]]
+    ) -> EncodedPairs:
         n = len(title_rows)
         rows: list[list[int]] = []
         types: list[int] = []

@@ -22,7 +22,9 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, min_frequency:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)

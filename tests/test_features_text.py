@@ -1,0 +1,109 @@
+"""The text contract: normalisation, tokenizer training and pair encoding, with golden values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.normalize import normalize_query
+from features.text import TextEncoder
+from features.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer, save_tokenizer, train_wordpiece
+
+CORPUS = [
+    "Simpson Strong-Tie 12-Gauge Angle",
+    "BEHR Premium Textured DeckOver 1-gal. #SC-141 Tugboat Wood and Concrete Coating",
+    "Delta Vero 1-Handle Shower Only Faucet Trim Kit in Chrome (Valve Not Included)",
+    "angle bracket",
+    "deck over",
+    "rain shower head",
+    "shower faucet chrome",
+    "wood coating concrete",
+] * 5
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_wordpiece(CORPUS, vocab_size=300, min_frequency=1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Angle   BRACKET ", "angle bracket"),
+        ("Men\u2019s  boots™\x89", "men s boots"),
+        ("1/2 in. x 10 ft. PVC", "1/2 in. x 10 ft. pvc"),
+        ("ＡＢＣ　１２３", "abc 123"),  # full-width forms fold under NFKC
+        ("!!!", ""),
+    ],
+)
+def test_normalize_query_golden(raw: str, expected: str) -> None:
+    assert normalize_query(raw) == expected
+
+
+def test_special_tokens_have_fixed_ids(tokenizer) -> None:
+    assert [tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")] == [0, 1, 2, 3]
+
+
+def test_tokenizer_round_trips_through_json(tokenizer, tmp_path: Path) -> None:
+    path = save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
+    again = load_tokenizer(path)
+    text = "Delta shower faucet in chrome"
+    assert again.encode(text).ids == tokenizer.encode(text).ids
+
+
+def test_missing_tokenizer_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        load_tokenizer(tmp_path / "nope.json")
+
+
+def test_pair_layout_is_cls_query_sep_title_sep_then_padding(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    out = enc.encode("deck over", ["Wood Coating"])
+    q = tokenizer.encode("deck over", add_special_tokens=False).ids
+    t = tokenizer.encode("Wood Coating", add_special_tokens=False).ids
+    expected = [CLS_ID, *q, SEP_ID, *t, SEP_ID]
+    row = out.input_ids[0].tolist()
+    assert row[: len(expected)] == expected
+    assert all(tok == PAD_ID for tok in row[len(expected) :])
+    assert out.attention_mask[0].sum() == len(expected)
+    # segment ids: 0 over [CLS] query [SEP], 1 over title [SEP], 0 on padding
+    assert out.token_type_ids[0].tolist() == [0] * (len(q) + 2) + [1] * (len(t) + 1) + [0] * (
+        out.shape[1] - len(expected)
+    )
+
+
+def test_rows_pad_to_the_smallest_bucket_that_fits(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    short = enc.encode("deck", ["wood"])
+    assert short.shape == (1, 8)
+    long_title = " ".join(["shower faucet chrome"] * 20)
+    long = enc.encode("deck", ["wood", long_title])
+    assert long.shape == (2, 32)  # truncated to max_len, never longer
+    assert long.input_ids[1, -1] == SEP_ID  # truncation keeps the closing [SEP]
+    assert long.attention_mask.dtype == np.int64 and long.input_ids.dtype == np.int64
+
+
+def test_long_queries_are_truncated_to_max_query_len(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=3, buckets=(16, 32))
+    out = enc.encode("shower faucet chrome wood coating concrete deck", ["angle"])
+    assert out.token_type_ids[0].tolist().index(1) == 3 + 2
+
+
+def test_encode_pairs_matches_per_request_encoding(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    per_request = enc.encode("deck over", ["wood coating", "angle"])
+    pairs = enc.encode_pairs(["deck over", "deck over"], ["wood coating", "angle"])
+    np.testing.assert_array_equal(per_request.input_ids, pairs.input_ids)
+    np.testing.assert_array_equal(per_request.token_type_ids, pairs.token_type_ids)
+
+
+def test_empty_candidate_list_gives_empty_arrays(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    assert enc.encode("deck", []).input_ids.shape[0] == 0
+
+
+def test_buckets_must_end_at_max_len(tokenizer) -> None:
+    with pytest.raises(ValueError, match="must end at max_len"):
+        TextEncoder(tokenizer, max_len=64, buckets=(16, 32))
