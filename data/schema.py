@@ -69,3 +69,7 @@ TABLES: dict[str, dict[str, str]] = {
 
 LEVEL_NAMES = ("irrelevant", "weak", "relevant", "strong")
 NUM_LEVELS = len(LEVEL_NAMES)
+SEGMENTS = ("new", "low", "active")  # users.segment
+LOW_ACTIVE_CLICKS = 5  # "low": fewer training-day clicks than this (METHOD.md §2)
+CANDIDATE_SOURCES = ("labelled", "near_miss", "random")  # candidates.source
+SPLITS = ("train", "valid", "test")  # queries.split and relevance.split

@@ -17,7 +17,9 @@ def normalize_query(text: str) -> str:
     """
     # Symbols such as ™ or ° (and control characters from mojibake) carry no search intent; drop them
     # before NFKC, which would otherwise expand ™ to "TM".
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES)
-    text = unicodedata.normalize("NFKC", text).lower()
+    if not text.isascii():  # fast path: ASCII needs neither (the regex below drops ASCII controls)
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES)
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
     text = _KEEP.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
