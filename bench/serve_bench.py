@@ -1,0 +1,359 @@
+"""Scoring-service benchmark -> JSON (stdout and ``--out``). One run measures, on the same machine:
+
+1. raw ONNX Runtime: the bundle's encoder (in ``max_rows`` chunks per length bucket) + head for one
+   200-candidate request, sequentially: latency p50 and candidates/s (tokenisation reported separately);
+2. the real service (``python -m service.cli`` on loopback, uvloop + httptools), closed loop at
+   concurrency 1 / 8 / 32 with cache-miss traffic (every query new: every pair runs the encoder):
+   p50/p99, req/s, candidates/s; the ratio service / raw ORT; the overhead at concurrency 1 as the median
+   of (service latency - raw ORT time) over interleaved pairs (robust to load drift on a shared machine);
+3. Zipf-query traffic (a fixed query pool, popular queries repeat, so the relevance cache hits);
+4. open loop at fixed rates (fractions of the measured capacity): latency from the *scheduled* send time
+   (no coordinated omission), and how many requests were shed (429) or timed out (504).
+
+The client is a minimal asyncio HTTP/1.1 keep-alive client (pre-encoded bodies), far cheaper than httpx;
+on a 2-core machine it still competes with the server, which is why the ratio to raw ORT is the headline.
+
+    python bench/serve_bench.py --bundle artifacts/bundles/<version> --out reports/serve_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SPIN_SETTLE_S = 0.02  # idle ORT threads spin after a run; let them stop before the other side runs
+sys.path.insert(0, str(ROOT))
+
+from service.ort_scorer import OrtScorer  # noqa: E402
+from service.pipeline import encode_by_bucket  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+
+class Payloads:
+    """Pre-encoded request bodies: random titles from the bundle's own vocabulary, item ids per set."""
+
+    def __init__(
+        self, words: list[str], candidates: int, sets: int, budget_ms: float | None, seed: int = 0
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.words, self.rng, self.budget_ms = words, rng, budget_ms
+        self.sets = [self._candidates(s, candidates) for s in range(sets)]
+        self.titles = [[c["title"] for c in cs] for cs in self.sets]
+        self.encoded = [json.dumps(cs).encode() for cs in self.sets]
+        self._serial = 0
+
+    def _candidates(self, set_id: int, n: int) -> list[dict]:
+        pick = lambda k: " ".join(self.rng.choice(self.words, k))  # noqa: E731
+        return [
+            {
+                "item_id": f"s{set_id}-{i}",
+                "title": pick(int(self.rng.integers(3, 13))),
+                "price_bucket": int(self.rng.integers(0, 11)),
+            }
+            for i in range(n)
+        ]
+
+    def query(self, k: int = 2) -> str:
+        return " ".join(self.rng.choice(self.words, k))
+
+    def body(self, query: str, set_id: int, user: int) -> bytes:
+        fields = {"user_id": f"u{user}", "query": query, "sort": True}
+        if self.budget_ms is not None:
+            fields["budget_ms"] = self.budget_ms
+        head = json.dumps(fields)
+        return head[:-1].encode() + b', "candidates": ' + self.encoded[set_id] + b"}"
+
+    def cache_miss(self) -> bytes:
+        self._serial += 1
+        return self.body(f"{self.query()} {self._serial}", self._serial % len(self.sets), self._serial)
+
+    def zipf_pool(self, size: int, exponent: float) -> tuple[list[bytes], np.ndarray]:
+        bodies = [self.body(f"{self.query()} z{i}", i % len(self.sets), i) for i in range(size)]
+        weights = 1.0 / np.arange(1, size + 1) ** exponent
+        return bodies, weights / weights.sum()
+
+
+class RawRunner:
+    """The service's inference with no service around it: same settings, same chunking, one thread."""
+
+    def __init__(self, bundle: Path, settings: Settings, candidates: int) -> None:
+        from service.scorer import warmup_feeds
+
+        self.scorer = OrtScorer(bundle, settings.onnx)
+        self.scorer.warmup(settings.batching.encoder.max_rows, settings.batching.head.max_rows)
+        self.step = settings.batching.encoder.max_rows
+        m = self.scorer.manifest
+        self.head_feeds = warmup_feeds(candidates, None, m.rel_dim, m.num_levels, m.prefs.history_len)
+
+    def one(self, query: str, titles: list[str]) -> tuple[float, float]:
+        """(tokenise seconds, ORT seconds) for one request's worth of work."""
+        t0 = time.perf_counter()
+        groups, _ = encode_by_bucket(self.scorer.text, query, titles)
+        t1 = time.perf_counter()
+        enc = self.scorer.encoder
+        for bucket, _, feeds in groups:
+            rows = len(next(iter(feeds.values())))
+            for i in range(0, rows, self.step):
+                enc.run(enc.prepare([{k: v[i : i + self.step] for k, v in feeds.items()}], bucket))
+        self.scorer.head.run(self.scorer.head.prepare([self.head_feeds], None))
+        return t1 - t0, time.perf_counter() - t1
+
+
+def raw_ort(raw: RawRunner, payloads: Payloads, iterations: int) -> dict:
+    tokenise, compute = zip(
+        *(raw.one(payloads.query(), payloads.titles[i % len(payloads.sets)]) for i in range(iterations)),
+        strict=True,
+    )
+    n = len(payloads.sets[0])
+    return {
+        "provider": raw.scorer.info.provider,
+        "model_version": raw.scorer.info.version,
+        "candidates": n,
+        "iterations": iterations,
+        "ort_p50_ms": round(float(np.median(compute)) * 1000, 3),
+        "ort_p99_ms": round(float(np.percentile(compute, 99)) * 1000, 3),
+        "tokenise_p50_ms": round(float(np.median(tokenise)) * 1000, 3),
+        "ort_candidates_per_s": round(n / float(np.mean(compute)), 1),
+    }
+
+
+async def paired_overhead(raw: RawRunner, payloads: Payloads, host: str, port: int, pairs: int) -> dict:
+    """Concurrency 1, raw run and service request interleaved, so machine-load drift hits both alike."""
+    conn = Connection(host, port)
+    diffs, services, raws = [], [], []
+    for i in range(pairs):
+        set_id = i % len(payloads.sets)
+        _, ort_s = raw.one(payloads.query(), payloads.titles[set_id])
+        await asyncio.sleep(SPIN_SETTLE_S)
+        t0 = time.perf_counter()
+        assert await conn.post("/score", payloads.body(f"{payloads.query()} p{i}", set_id, i)) == 200
+        service_s = time.perf_counter() - t0
+        await asyncio.sleep(SPIN_SETTLE_S)
+        diffs.append(service_s - ort_s)
+        services.append(service_s)
+        raws.append(ort_s)
+    ms = lambda xs: round(float(np.median(xs)) * 1000, 2)  # noqa: E731
+    return {
+        "pairs": pairs,
+        "service_p50_ms": ms(services),
+        "ort_p50_ms": ms(raws),
+        "overhead_p50_ms": ms(diffs),
+    }
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; POST and read the status and body (Content-Length framed)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+
+def _summary(latencies: list[float], statuses: list[int], seconds: float, candidates: int) -> dict:
+    ok = [lat for lat, s in zip(latencies, statuses, strict=True) if s == 200]
+    counts = {str(s): statuses.count(s) for s in sorted(set(statuses))}
+    out = {
+        "requests": len(statuses),
+        "status": counts,
+        "req_per_s": round(len(ok) / seconds, 2),
+        "candidates_per_s": round(len(ok) * candidates / seconds, 1),
+    }
+    if ok:
+        out |= {
+            "p50_ms": round(float(np.percentile(ok, 50)) * 1000, 2),
+            "p99_ms": round(float(np.percentile(ok, 99)) * 1000, 2),
+        }
+    return out
+
+
+async def closed_loop(
+    host: str, port: int, concurrency: int, seconds: float, next_body, candidates: int
+) -> dict:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    statuses: list[int] = []
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            statuses.append(status := await conn.post("/score", next_body()))
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                await asyncio.sleep(0.05)  # a refused client backs off instead of spinning on 429s
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {
+        "concurrency": concurrency,
+        **_summary(latencies, statuses, time.perf_counter() - start, candidates),
+    }
+
+
+async def open_loop(host: str, port: int, rate: float, seconds: float, next_body, candidates: int) -> dict:  # type: ignore[no-untyped-def]
+    """Requests leave on a fixed schedule whatever the answers; latency counts from the scheduled time."""
+    idle: list[Connection] = []
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    async def one(scheduled: float, body: bytes) -> None:
+        conn = idle.pop() if idle else Connection(host, port)
+        statuses.append(await conn.post("/score", body))
+        latencies.append(time.perf_counter() - scheduled)
+        idle.append(conn)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        scheduled = start + i / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        tasks.append(asyncio.ensure_future(one(scheduled, next_body())))
+    await asyncio.gather(*tasks)
+    return {"target_rate": rate, **_summary(latencies, statuses, time.perf_counter() - start, candidates)}
+
+
+def start_service(bundle: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "--bundle",
+            str(bundle),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the service did not become ready")
+
+
+async def service_phases(args: argparse.Namespace, payloads: Payloads, default_budget: Payloads) -> dict:
+    host, port, n = "127.0.0.1", args.port, args.candidates
+    for _ in range(5):  # warm: connections, allocator, first requests
+        await Connection(host, port).post("/score", payloads.cache_miss())
+    out: dict = {"cache_miss": []}
+    for c in (1, 8, 32):
+        out["cache_miss"].append(await closed_loop(host, port, c, args.seconds, payloads.cache_miss, n))
+    pool, weights = payloads.zipf_pool(args.zipf_queries, args.zipf_exponent)
+    rng = np.random.default_rng(1)
+    zipf_body = lambda: pool[int(rng.choice(len(pool), p=weights))]  # noqa: E731
+    out["zipf"] = await closed_loop(host, port, 32, args.seconds, zipf_body, n)
+    capacity = max(r["req_per_s"] for r in out["cache_miss"])
+    out["open_loop"] = [
+        await open_loop(host, port, round(capacity * f, 2), args.seconds, default_budget.cache_miss, n)
+        for f in (0.5, 0.8, 1.0)
+    ]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measured phase")
+    parser.add_argument("--raw-iterations", type=int, default=50)
+    parser.add_argument(
+        "--budget-ms",
+        type=float,
+        default=5000.0,
+        help="budget_ms of closed-loop requests (saturation, not shedding); open loop sends none",
+    )
+    parser.add_argument("--zipf-queries", type=int, default=500)
+    parser.add_argument("--zipf-exponent", type=float, default=1.1)
+    parser.add_argument("--port", type=int, default=18731)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    load_before = list(os.getloadavg())
+    settings = Settings()
+    scorer_words = OrtScorer(args.bundle, settings.onnx).text.tokenizer.get_vocab()
+    words = sorted(w for w in scorer_words if w.isalnum() and not w.startswith("[") and len(w) > 1)
+    payloads = Payloads(words, args.candidates, sets=50, budget_ms=args.budget_ms)
+    default_budget = Payloads(words, args.candidates, sets=50, budget_ms=None, seed=1)
+    runner = RawRunner(args.bundle, settings, args.candidates)
+    raw = raw_ort(runner, payloads, args.raw_iterations)
+    proc = start_service(args.bundle, args.port)
+    try:
+        served = asyncio.run(service_phases(args, payloads, default_budget))
+        paired = asyncio.run(paired_overhead(runner, payloads, "127.0.0.1", args.port, args.raw_iterations))
+        metrics = httpx.get(f"http://127.0.0.1:{args.port}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    best = max(served["cache_miss"], key=lambda r: r["candidates_per_s"])
+    c1 = served["cache_miss"][0]
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_before": load_before,
+            "loadavg_after": list(os.getloadavg()),
+        },
+        "bundle": str(args.bundle),
+        "raw": raw,
+        "service": served,
+        "ratio_service_to_raw_ort": round(best["candidates_per_s"] / raw["ort_candidates_per_s"], 3),
+        "overhead_c1_p50_ms": paired["overhead_p50_ms"],
+        "overhead_c1_paired": paired,
+        "overhead_c1_unpaired_p50_ms": round(c1.get("p50_ms", float("nan")) - raw["ort_p50_ms"], 2),
+        "zipf_vs_cache_miss_throughput": round(
+            served["zipf"]["candidates_per_s"] / served["cache_miss"][2]["candidates_per_s"], 2
+        ),
+        "server_counters": [
+            ln
+            for ln in metrics.splitlines()
+            if ln.startswith(("prectr_shed_total", "prectr_relevance_cache_lookups_total"))
+        ],
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The online scoring service (FastAPI + ONNX Runtime). Never imports torch, model/, export/ or data/."""

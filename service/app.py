@@ -1,0 +1,126 @@
+"""``create_app(settings)``: the FastAPI application. Routes are thin; :mod:`service.core` does the work.
+
+Nothing heavy happens at import or in the factory: stores, ONNX sessions and batcher tasks are created in
+the lifespan, so tests can build many apps and ``import service.app`` stays torch- and ORT-free.
+"""
+
+from __future__ import annotations
+
+import gc
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from service.access_log import AccessLogMiddleware
+from service.core import ScorerFactory, ScoringService
+from service.errors import NotFound, Unauthorized, install_error_handlers
+from service.metrics import ServiceMetrics
+from service.prefs import PreferenceStore
+from service.schemas import ScoreRequest, ScoreResponse
+from service.scorer import Scorer
+from service.settings import Settings
+
+_ERRORS = {
+    code: {"description": text}
+    for code, text in (
+        (422, "invalid request; `error.fields` names each bad field"),
+        (429, "overloaded: the queue is full or the deadline cannot be met; see Retry-After"),
+        (503, "not ready yet, or draining for shutdown"),
+        (504, "the latency budget passed"),
+    )
+}
+
+
+class ReloadRequest(BaseModel):
+    bundle_path: Path | None = Field(
+        None, description="bundle directory; default: the configured bundle.path"
+    )
+
+
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def create_app(
+    settings: Settings | None = None,
+    scorer: Scorer | None = None,
+    store: PreferenceStore | None = None,
+    scorer_factory: ScorerFactory | None = None,
+) -> FastAPI:
+    """Build the app. ``scorer``/``store`` are injected by tests; by default they come from ``settings``."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics(settings.server.slo_seconds)
+    service = ScoringService(settings, metrics, scorer=scorer, store=store, scorer_factory=scorer_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        gc.collect()
+        gc.freeze()  # start-up objects leave the GC's generations: fewer, shorter pauses at p99
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="prectr scoring service",
+        version="1",
+        lifespan=lifespan,
+        description="Relevance x CTR scores for search candidates (PRECTR-V2).",
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+
+    @app.post("/score", response_model=ScoreResponse, responses=_ERRORS)  # type: ignore[arg-type]
+    async def score(body: ScoreRequest, request: Request) -> Response:
+        """Score candidates for one query and user; `Server-Timing` carries the stage timings."""
+        if body.request_id:
+            request.state.request_id = body.request_id
+        outcome = await service.score(body, request.receive, request.state.started)
+        timings = {k: round(v, 3) for k, v in outcome.timings_ms.items()}
+        metrics.observe_stages(outcome.timings_ms)
+        header = ", ".join(f"{k};dur={v}" for k, v in timings.items())
+        return _json(
+            {**outcome.body, "timings": timings, "request_id": request.state.request_id},
+            headers={"Server-Timing": header},
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Liveness: the process serves HTTP and start-up has not failed."""
+        if service.startup_error:
+            return _json({"status": "failed", "error": service.startup_error}, status=503)
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness: bundle loaded, every shape warmed, preference store reachable, not draining."""
+        ready, detail = await service.readiness()
+        return _json({"ready": ready, **detail}, status=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    token = settings.admin.token.get_secret_value() if settings.admin.token else None
+
+    @app.post("/admin/reload", include_in_schema=token is not None)
+    async def reload(request: Request, body: ReloadRequest | None = None) -> Response:
+        """Hot-swap the bundle; in-flight requests finish on the old one. Bearer token required."""
+        if token is None:
+            raise NotFound("not found")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized()
+        return _json(await service.reload(body.bundle_path if body else None))
+
+    return app

@@ -1,0 +1,208 @@
+"""The service's one settings root: ``PRECTR_`` environment variables, ``__`` between section and field.
+
+Example: ``PRECTR_BATCHING__ENCODER__MAX_ROWS=32``, ``PRECTR_REDIS__URL=redis://127.0.0.1:6379/0``.
+The app factory receives a :class:`Settings`; each component gets only its section. Nothing else in the
+service reads the environment. Validators refuse impossible combinations at start-up, not mid-request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from preference_cache.settings import PrefReaderSettings
+
+# Hard caps of the request schema (service/schemas.py); configured limits may be tighter, never looser.
+HARD_MAX_CANDIDATES = 2000
+HARD_MAX_TEXT_CHARS = 2048
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BundleSettings(_Section):
+    path: Path | None = Field(
+        default=None, description="bundle directory (manifest.json, encoder/head .onnx, tokenizer)"
+    )
+
+
+class OnnxSettings(_Section):
+    providers: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="auto: CUDA when onnxruntime offers it, else CPU; cuda: refuse to start without it",
+    )
+    intra_op_threads: int = Field(
+        default=0, ge=0, le=256, description="CPU provider threads per op; 0 = ORT default"
+    )
+    inter_op_threads: int = Field(default=1, ge=0, le=256)
+    cuda_intra_op_threads: int = Field(
+        default=1, ge=0, le=256, description="CPU threads beside the CUDA provider"
+    )
+    cuda_device_id: int = Field(default=0, ge=0)
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    allow_spinning: bool = Field(
+        default=True, description="idle ORT threads spin: lower latency, busier cores"
+    )
+
+
+class GraphBatching(_Section):
+    """Defaults suit CPU: no waiting (rows pile up while the previous batch runs, which is all the batching
+    a compute-bound CPU can use); on a GPU a few ms of ``max_wait_ms`` buys larger batches."""
+
+    max_rows: int = Field(default=64, ge=1, le=8192, description="rows per inference batch")
+    max_wait_ms: float = Field(
+        default=0.0, ge=0, le=100, description="how long a non-full batch waits for more rows"
+    )
+    max_queue_rows: int = Field(
+        default=8192, ge=1, description="rows waiting before new work is refused (429)"
+    )
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> GraphBatching:
+        if self.max_queue_rows < self.max_rows:
+            raise ValueError(f"max_queue_rows={self.max_queue_rows} is smaller than max_rows={self.max_rows}")
+        return self
+
+
+class EncoderBatching(GraphBatching):
+    """The encoder is compute-bound from ~16 rows on CPU: batches stay small, so deadlines stay fair."""
+
+
+class HeadBatching(GraphBatching):
+    """The head is cheap per row: big batches amortise the per-call overhead."""
+
+    max_rows: int = Field(default=1024, ge=1, le=8192, description="rows per inference batch")
+    max_queue_rows: int = Field(
+        default=16384, ge=1, description="rows waiting before new work is refused (429)"
+    )
+
+
+class BatchingSettings(_Section):
+    # Separate classes, not GraphBatching(max_rows=...) defaults: an env var for one field of a section
+    # replaces the section's default instance, and the per-graph defaults must survive that.
+    encoder: EncoderBatching = EncoderBatching()
+    head: HeadBatching = HeadBatching()
+    cost_ewma_alpha: float = Field(
+        default=0.2, gt=0, le=1, description="weight of the newest batch in per-row cost"
+    )
+
+
+class RedisSettings(_Section):
+    """Where preferences come from: Redis (``url``), else the embedded store over a mined directory."""
+
+    url: str | None = Field(
+        default=None, description="redis://, rediss:// or unix:// URL; None: embedded store"
+    )
+    prefs_path: Path | None = Field(
+        default=None,
+        description="mined preferences directory for the embedded store; None: every lookup misses",
+    )
+    cluster: bool = Field(default=False, description="use the Redis Cluster client")
+    key_prefix: str = Field(default="prectr", description="first key segment of the published records")
+    deadline_ms: float = Field(
+        default=5.0, gt=0, le=1000, description="preference lookup deadline; defaults after it"
+    )
+    pointer_refresh_s: float = Field(
+        default=1.0, ge=0, le=3600, description="cache of the current-namespace pointer"
+    )
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _reader_settings_valid(self) -> RedisSettings:
+        if self.url is not None:
+            self.reader_settings()  # the store's own validators: bad scheme, cluster over unix, prefix
+        return self
+
+    def reader_settings(self) -> PrefReaderSettings:
+        from preference_cache.settings import PrefReaderSettings
+
+        if self.url is None:
+            raise ValueError("redis.url is not set")
+        return PrefReaderSettings(
+            url=self.url,
+            cluster=self.cluster,
+            key_prefix=self.key_prefix,
+            deadline_ms=self.deadline_ms,
+            pointer_refresh_s=self.pointer_refresh_s,
+            max_connections=self.max_connections,
+        )
+
+
+class CacheSettings(_Section):
+    capacity: int = Field(default=200_000, ge=0, description="relevance cache entries; 0 disables the cache")
+    title_tokens: int = Field(
+        default=100_000, ge=0, description="titles whose token ids are kept; 0 disables"
+    )
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_budget_ms: float = Field(
+        default=200.0, gt=0, le=60_000, description="deadline when the body has none"
+    )
+    max_budget_ms: float = Field(default=5_000.0, gt=0, le=60_000)
+    max_candidates: int = Field(default=HARD_MAX_CANDIDATES, ge=1, le=HARD_MAX_CANDIDATES)
+    max_title_chars: int = Field(default=512, ge=1, le=HARD_MAX_TEXT_CHARS)
+    max_query_chars: int = Field(default=256, ge=1, le=HARD_MAX_TEXT_CHARS)
+    slo_seconds: float = Field(
+        default=0.25, gt=0, le=60, description="latency SLO; a histogram bucket sits on it"
+    )
+    drain_grace_s: float = Field(
+        default=0.0, ge=0, le=300, description="answer 503 on /readyz this long before closing"
+    )
+    drain_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="longest wait for in-flight work at shutdown"
+    )
+    cpu_threads: int = Field(
+        default=2, ge=1, le=64, description="threads for tokenisation off the event loop"
+    )
+
+    @model_validator(mode="after")
+    def _default_budget_within_max(self) -> ServerSettings:
+        if self.default_budget_ms > self.max_budget_ms:
+            raise ValueError(
+                f"default_budget_ms={self.default_budget_ms} exceeds max_budget_ms={self.max_budget_ms}"
+            )
+        return self
+
+
+class AdminSettings(_Section):
+    token: SecretStr | None = Field(
+        default=None, description="bearer token for /admin/*; None disables those routes"
+    )
+
+
+class Settings(BaseSettings):
+    """Root of every service setting (``PRECTR_<SECTION>__<FIELD>``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRECTR_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    bundle: BundleSettings = BundleSettings()
+    onnx: OnnxSettings = OnnxSettings()
+    batching: BatchingSettings = BatchingSettings()
+    redis: RedisSettings = RedisSettings()
+    cache: CacheSettings = CacheSettings()
+    server: ServerSettings = ServerSettings()
+    admin: AdminSettings = AdminSettings()
+
+    @model_validator(mode="after")
+    def _largest_request_fits_the_queues(self) -> Settings:
+        """A request of ``max_candidates`` rows must fit each queue, or it could never be admitted."""
+        for name in ("encoder", "head"):
+            graph: GraphBatching = getattr(self.batching, name)
+            if graph.max_queue_rows < self.server.max_candidates:
+                raise ValueError(
+                    f"batching.{name}.max_queue_rows={graph.max_queue_rows} is smaller than "
+                    f"server.max_candidates={self.server.max_candidates}"
+                )
+        if self.admin.token is not None and len(self.admin.token.get_secret_value()) < 16:
+            raise ValueError("admin.token must be at least 16 characters (or unset to disable /admin)")
+        return self

@@ -1,0 +1,145 @@
+"""The HTTP stack end to end with the deterministic fake scorer: answers, probes, draining, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from service_fakes import FakeStore, running, score_body, wait_until_ready
+
+from service.app import create_app
+from service.fake_scorer import FakeScorer
+from service.settings import Settings
+
+CONTRACT_METRICS = (
+    "prectr_request_duration_seconds",
+    "prectr_stage_duration_seconds",
+    "prectr_batch_rows",
+    "prectr_queue_depth",
+    "prectr_shed_total",
+    "prectr_degraded_total",
+    "prectr_errors_total",
+    "prectr_relevance_cache_lookups_total",
+    "prectr_preference_lookups_total",
+    "prectr_model_info",
+    "prectr_ready",
+    "prectr_requests_in_flight",
+)
+
+
+async def test_scores_every_candidate_sorted_with_levels_and_timings() -> None:
+    app = create_app(Settings(), scorer=FakeScorer(version="fake-7"), store=FakeStore())
+    async with running(app) as client:
+        resp = await client.post("/score", json=score_body(12, request_id="req-42"))
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model_version"] == "fake-7" and body["degraded"] == [] and body["request_id"] == "req-42"
+    assert resp.headers["x-request-id"] == "req-42"
+    results = body["results"]
+    assert sorted(r["item_id"] for r in results) == sorted(f"item-{i}" for i in range(12))
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    for r in results:
+        assert len(r["p_level"]) == len(body["level_names"]) == 4
+        assert abs(sum(r["p_level"]) - 1) < 1e-5
+        assert abs(r["expected_level"] - float(np.dot(r["p_level"], range(4)))) < 1e-5
+        assert 0 < r["p_click"] < 1 and 0 < r["score"] < 1
+    stages = [part.split(";")[0] for part in resp.headers["server-timing"].split(", ")]
+    assert stages == ["features", "prefs", "queue", "encoder", "head", "total"]
+    assert set(body["timings"]) == set(stages)
+
+
+async def test_same_request_gets_the_same_scores_and_top_k_keeps_the_best() -> None:
+    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
+    async with running(app) as client:
+        full = (await client.post("/score", json=score_body(10))).json()["results"]
+        again = (await client.post("/score", json=score_body(10))).json()["results"]
+        top3 = (await client.post("/score", json=score_body(10, top_k=3))).json()["results"]
+        unsorted = (await client.post("/score", json=score_body(10, sort=False))).json()["results"]
+        picked = await client.post("/score", json=score_body(10, sort=False, top_k=3))
+    assert full == again
+    assert top3 == full[:3]
+    assert [r["item_id"] for r in unsorted] == [f"item-{i}" for i in range(10)]
+    best_three_in_request_order = sorted((r["item_id"] for r in full[:3]), key=lambda s: int(s[5:]))
+    assert [r["item_id"] for r in picked.json()["results"]] == best_three_in_request_order
+
+
+async def test_not_ready_until_warm_is_503_but_alive() -> None:
+    scorer = FakeScorer()
+    scorer.hold()  # warm-up blocks until released
+    app = create_app(Settings(), scorer=scorer, store=FakeStore())
+    async with running(app, wait_ready=False) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["warmed"] is False
+        resp = await client.post("/score", json=score_body(3))
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "not_ready"
+        assert resp.headers["retry-after"] == "1"
+        scorer.release()
+        await wait_until_ready(client)
+        assert (await client.post("/score", json=score_body(3))).status_code == 200
+
+
+async def test_unreachable_store_makes_the_instance_unready() -> None:
+    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore(ping_ok=False))
+    async with running(app, wait_ready=False) as client:
+        await asyncio.sleep(0)
+        resp = await client.get("/readyz")
+        assert resp.status_code == 503 and resp.json()["checks"]["store_reachable"] is False
+
+
+async def test_draining_finishes_in_flight_work_and_refuses_new_requests() -> None:
+    scorer, store = FakeScorer(), FakeStore()
+    app = create_app(Settings(), scorer=scorer, store=store)
+    service = app.state.service
+    async with running(app) as client:
+        scorer.hold()
+        in_flight = asyncio.create_task(client.post("/score", json=score_body(4)))
+        while service.lifecycle.in_flight == 0:
+            await asyncio.sleep(0.001)
+        stopping = asyncio.create_task(service.stop())  # what the lifespan does on SIGTERM
+        while not service.lifecycle.draining:
+            await asyncio.sleep(0.001)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["draining"] is True
+        refused = await client.post("/score", json=score_body(2))
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "draining"
+        assert not stopping.done()  # still waiting for the in-flight request
+        scorer.release()
+        assert (await in_flight).status_code == 200
+        await stopping
+    assert store.closed is False  # an injected store belongs to the caller
+
+
+async def test_metrics_expose_the_contract_names_and_the_model() -> None:
+    app = create_app(
+        Settings(server={"slo_seconds": 0.25}), scorer=FakeScorer(version="fake-9"), store=FakeStore()
+    )
+    async with running(app) as client:
+        await client.post("/score", json=score_body(5))
+        text = (await client.get("/metrics")).text
+    for name in CONTRACT_METRICS:
+        assert f"\n{name}" in text, name
+    assert 'prectr_model_info{provider="fake",variant="fp32",version="fake-9"} 1.0' in text
+    assert 'prectr_request_duration_seconds_bucket{le="0.25",route="/score",status_class="2xx"} 1.0' in text
+    assert 'prectr_stage_duration_seconds_count{stage="encoder"} 1.0' in text
+    assert 'prectr_relevance_cache_lookups_total{result="miss"} 5.0' in text
+    assert 'prectr_preference_lookups_total{outcome="miss"} 1.0' in text
+    assert "prectr_ready 1.0" in text
+
+
+async def test_unknown_exception_is_a_generic_500_that_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    scorer = FakeScorer()
+    app = create_app(Settings(), scorer=scorer, store=FakeStore())
+
+    def explode(*_: object, **__: object) -> object:
+        raise KeyError("secret internal detail")
+
+    async with running(app) as client:
+        monkeypatch.setattr("service.pipeline.check_limits", explode)
+        resp = await client.post("/score", json=score_body(2))
+        metrics = (await client.get("/metrics")).text
+    assert resp.status_code == 500
+    assert "secret" not in resp.text and resp.json()["error"]["code"] == "internal"
+    assert 'prectr_errors_total{reason="internal"} 1.0' in metrics

@@ -1,0 +1,199 @@
+"""The micro-batcher on its own: grouping, splitting, every waiter failed together, drops, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from service.batcher import MicroBatcher
+from service.errors import BatchFailed, DeadlineExceeded, Draining, Overloaded
+from service.scorer import BatchedGraph, Feeds
+from service.settings import GraphBatching
+
+
+class EchoGraph(BatchedGraph):
+    """Returns each row's first token doubled; records batch shapes; can fail or block."""
+
+    def __init__(self) -> None:
+        super().__init__("encoder", {"input_ids": np.dtype(np.int64)})
+        self.shapes: list[tuple[int, ...]] = []
+        self.fail = False
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = 0
+
+    def run(self, feeds: Feeds) -> Feeds:
+        self.entered += 1
+        self.gate.wait()
+        if self.fail:
+            raise RuntimeError("device lost")
+        self.shapes.append(feeds["input_ids"].shape)
+        return {"out": feeds["input_ids"][:, 0].astype(np.float32) * 2}
+
+
+def rows(values: Sequence[int], width: int) -> Feeds:
+    ids = np.zeros((len(values), width), np.int64)
+    ids[:, 0] = values
+    return {"input_ids": ids}
+
+
+async def started(graph: EchoGraph, max_rows: int = 8, max_queue_rows: int = 64, max_wait_ms: float = 0.0):  # type: ignore[no-untyped-def]
+    batcher = MicroBatcher(
+        graph,
+        GraphBatching(max_rows=max_rows, max_queue_rows=max_queue_rows, max_wait_ms=max_wait_ms),
+        row_cost_s=1e-4,
+    )
+    batcher.start()
+    return batcher
+
+
+def far() -> float:
+    return asyncio.get_running_loop().time() + 60
+
+
+async def until(predicate) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never became true")
+
+
+async def test_waiters_get_their_own_rows_back_from_a_shared_padded_batch() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=16, max_wait_ms=20)
+    a, b = await asyncio.gather(
+        batcher.submit(rows([1, 2], 12), 2, 16, far()), batcher.submit(rows([3, 4, 5], 16), 3, 16, far())
+    )
+    await batcher.stop()
+    assert graph.shapes == [(5, 16)]  # one batch, the 12-wide part padded to its 16-token bucket
+    np.testing.assert_array_equal(a.outputs["out"], [2, 4])
+    np.testing.assert_array_equal(b.outputs["out"], [6, 8, 10])
+
+
+async def test_batches_never_mix_length_buckets_or_exceed_max_rows() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4, max_wait_ms=20)
+    big, small, other = await asyncio.gather(
+        batcher.submit(rows(list(range(10)), 16), 10, 16, far()),
+        batcher.submit(rows([7], 16), 1, 16, far()),
+        batcher.submit(rows([9, 9], 32), 2, 32, far()),
+    )
+    await batcher.stop()
+    assert all(n <= 4 for n, _ in graph.shapes)
+    assert sorted(graph.shapes) == sorted([(4, 16), (4, 16), (3, 16), (2, 32)])
+    np.testing.assert_array_equal(big.outputs["out"], np.arange(10) * 2)
+    np.testing.assert_array_equal(small.outputs["out"], [14])
+    np.testing.assert_array_equal(other.outputs["out"], [18, 18])
+
+
+async def test_a_failed_batch_fails_every_waiter_in_it() -> None:
+    graph = EchoGraph()
+    graph.fail = True
+    batcher = await started(graph, max_rows=16, max_wait_ms=20)
+    outcomes = await asyncio.gather(
+        *(batcher.submit(rows([i], 16), 1, 16, far()) for i in range(3)), return_exceptions=True
+    )
+    assert graph.entered == 1  # the three requests shared one batch
+    assert all(isinstance(o, BatchFailed) for o in outcomes), outcomes
+    graph.fail = False
+    ok = await batcher.submit(rows([5], 16), 1, 16, far())  # the batcher survives the failure
+    await batcher.stop()
+    np.testing.assert_array_equal(ok.outputs["out"], [10])
+
+
+async def test_expired_and_cancelled_rows_are_dropped_before_inference() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph)
+    graph.gate.clear()
+    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    loop = asyncio.get_running_loop()
+    expired = asyncio.ensure_future(batcher.submit(rows([2, 2], 16), 2, 16, loop.time() + 0.01))
+    cancelled = asyncio.ensure_future(batcher.submit(rows([3, 3, 3], 16), 3, 16, far()))
+    await until(lambda: batcher.queued_rows == 5)
+    cancelled.cancel()
+    await asyncio.sleep(0.02)  # let the first deadline pass while the accelerator is busy
+    assert batcher.queued_rows == 2  # the cancelled rows left the queue at once
+    graph.gate.set()
+    await blocker
+    with pytest.raises(DeadlineExceeded):
+        await expired
+    await batcher.stop()
+    assert graph.shapes == [(1, 16)]
+    assert batcher.queued_rows == 0
+
+
+async def test_queue_is_bounded_in_rows() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4, max_queue_rows=6)
+    graph.gate.clear()
+    first = asyncio.ensure_future(batcher.submit(rows([1] * 4, 16), 4, 16, far()))
+    await until(lambda: graph.entered == 1)
+    second = asyncio.ensure_future(batcher.submit(rows([1] * 4, 16), 4, 16, far()))
+    await until(lambda: batcher.queued_rows == 4)
+    assert batcher.has_room(2) and not batcher.has_room(3)
+    with pytest.raises(Overloaded) as refused:
+        await batcher.submit(rows([1] * 3, 16), 3, 16, far())
+    assert refused.value.reason == "queue_full" and refused.value.retry_after >= 1
+    graph.gate.set()
+    await asyncio.gather(first, second)
+    await batcher.stop()
+
+
+async def test_per_row_cost_tracks_measured_batches_and_predicts_waits() -> None:
+    graph = EchoGraph()
+    batcher = MicroBatcher(graph, GraphBatching(max_rows=8), row_cost_s=10.0)  # absurd prior
+    batcher.start()
+    assert batcher.row_cost_s == pytest.approx(10.0)
+    for _ in range(30):
+        await batcher.submit(rows([1] * 8, 16), 8, 16, far())
+    assert batcher.row_cost_s < 1.0  # measured batches pulled it down
+    assert batcher.idle
+    assert batcher.predicted_wait_s(100) == pytest.approx(100 * batcher.row_cost_s, rel=0.01)
+    await batcher.stop()
+
+
+def test_small_tail_batches_do_not_inflate_the_per_row_cost() -> None:
+    """A batch costs fixed overhead + rows x per-row time; 1-row tails must not set the price of 64 rows."""
+    batcher = MicroBatcher(EchoGraph(), GraphBatching(max_rows=64), row_cost_s=1e-4)
+    for _ in range(20):
+        batcher.record_batch(0.002 + 64 * 0.0001, 64)  # 2 ms per call + 0.1 ms per row
+        batcher.record_batch(0.002 + 1 * 0.0001, 1)
+    # 65 rows cost 10.5 ms: ~0.16 ms a row; averaging per-batch ratios would say ~1.1 ms
+    assert batcher.row_cost_s == pytest.approx(0.0105 / 65, rel=0.25)
+
+
+async def test_stop_finishes_the_batch_in_flight_and_fails_the_queued_waiters() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph)
+    graph.gate.clear()
+    running = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    queued = asyncio.ensure_future(batcher.submit(rows([2], 16), 1, 16, far()))
+    await until(lambda: batcher.queued_rows == 1)
+    stopping = asyncio.ensure_future(batcher.stop())
+    await until(lambda: not batcher.accepting)
+    with pytest.raises(Draining):
+        await batcher.submit(rows([3], 16), 1, 16, far())
+    graph.gate.set()
+    await stopping
+    np.testing.assert_array_equal((await running).outputs["out"], [2])
+    with pytest.raises(Draining):
+        await queued
+
+
+async def test_stop_gives_up_on_a_hung_batch_without_hanging_its_waiters() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph)
+    graph.gate.clear()
+    running = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    await batcher.stop(timeout_s=0.01)
+    with pytest.raises(Draining):
+        await running
+    graph.gate.set()

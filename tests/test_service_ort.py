@@ -1,0 +1,207 @@
+"""The real ONNX Runtime path on a tiny real bundle: parity with a direct ORT run, and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from bundle_factory import build_tiny_bundle
+from service_fakes import FakeStore, running
+
+from features.bundle import BundleError
+from features.head_inputs import build_head_feeds
+from features.prefs import QueryPref, Smoothing, UserPref
+from features.text import TextEncoder
+from service.app import create_app
+from service.ort_scorer import OrtGraph, OrtScorer
+from service.settings import OnnxSettings, Settings
+
+TOL = 1e-5
+TITLES = [
+    "cordless drill",
+    "white interior paint gallon satin finish with a very long description of the can",
+    "copper pipe fitting 1/2 in elbow",
+    "led light bulb 60w soft white dimmable four pack for the kitchen",
+    "garden hose",
+    "stainless steel kitchen sink faucet with pull down sprayer and soap dispenser",
+]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny-1")
+
+
+def _direct(
+    bundle: Path,
+    query: str,
+    user: str,
+    items: list[str],
+    titles: list[str],
+    price: list[int],
+    qpref: QueryPref | None,
+    upref: UserPref | None,
+) -> dict[str, np.ndarray]:
+    """What the service must return, computed with plain onnxruntime and the features/ contract."""
+    from features.manifest import BundleManifest
+
+    m = BundleManifest.read(bundle / "manifest.json")
+    text = TextEncoder(bundle / "tokenizer.json", m.text.max_len, m.text.max_query_len, m.text.length_buckets)
+    enc = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(str(bundle / "head.onnx"), providers=["CPUExecutionProvider"])
+    rel_vec, rel_logits = enc.run(
+        None, text.encode(query, titles).as_feeds(("input_ids", "attention_mask", "token_type_ids"))
+    )
+    feeds = build_head_feeds(
+        rel_vec=rel_vec,
+        rel_logits=rel_logits,
+        query=query,
+        user_id=user,
+        item_ids=items,
+        price_bucket=np.asarray(price),
+        pop_bucket=np.zeros(len(items), np.int64),
+        qpref=qpref,
+        upref=upref,
+        buckets={f.name: f.buckets for f in m.id_features},
+        smoothing=Smoothing(m.prefs.prior_rate, m.prefs.strength),
+        history_len=m.prefs.history_len,
+    )
+    names = [o.name for o in head.get_outputs()]
+    return dict(zip(names, head.run(names, feeds), strict=True))
+
+
+async def test_service_scores_equal_a_direct_onnx_run(bundle: Path) -> None:
+    items = [f"sku-{i}" for i in range(24)]
+    titles = [f"{TITLES[i % len(TITLES)]} {i}" for i in range(24)]
+    price = [i % 11 for i in range(24)]
+    store = FakeStore()
+    store.queries["cordless drill"] = QueryPref((100, 80, 60, 40), (1, 4, 12, 20), users=30)
+    store.users["u7"] = UserPref(
+        (10, 10, 10, 10), (0, 1, 3, 6), 10, history_items=(11, 22), history_levels=(3, 2)
+    )
+    body = {
+        "user_id": "u7",
+        "query": "Cordless  DRILL",
+        "sort": False,
+        "candidates": [
+            {"item_id": i, "title": t, "price_bucket": p}
+            for i, t, p in zip(items, titles, price, strict=True)
+        ],
+    }
+    expected = _direct(
+        bundle, body["query"], "u7", items, titles, price, store.queries["cordless drill"], store.users["u7"]
+    )
+    other_query = {**body, "query": "copper elbow"}
+    expected_other = _direct(bundle, "copper elbow", "u7", items, titles, price, None, store.users["u7"])
+    app = create_app(Settings(bundle={"path": bundle}, batching={"encoder": {"max_rows": 8}}), store=store)
+    async with running(app) as client:
+        first = await client.post("/score", json=body)
+        cached = await client.post("/score", json=body)  # every pair now comes from the relevance cache
+        # new pairs, known titles: token ids come from the title token cache, the encoder runs again
+        other = await client.post("/score", json=other_query)
+    got_other = np.array([r["score"] for r in other.json()["results"]])
+    np.testing.assert_allclose(got_other, expected_other["score"], atol=TOL)
+    for resp in (first, cached):
+        assert resp.status_code == 200, resp.text
+        out = resp.json()
+        assert out["model_version"] == "tiny-1" and out["degraded"] == []
+        got = {
+            k: np.array([r[k] for r in out["results"]]) for k in ("score", "p_level", "incentive", "p_click")
+        }
+        np.testing.assert_allclose(got["score"], expected["score"], atol=TOL)
+        np.testing.assert_allclose(got["p_level"], expected["p_level"], atol=TOL)
+        np.testing.assert_allclose(got["incentive"], expected["incentive"], atol=TOL)
+        fused = (expected["p_ctr_given_level"] * expected["p_level"]).sum(1)
+        np.testing.assert_allclose(got["p_click"], fused, atol=TOL)
+
+
+def test_every_length_bucket_is_warmed_at_both_batch_sizes(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    real_run = OrtGraph.run
+
+    def recording_run(self: OrtGraph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes.append((self.name, next(iter(feeds.values())).shape))
+        return real_run(self, feeds)
+
+    monkeypatch.setattr(OrtGraph, "run", recording_run)
+    costs = OrtScorer(bundle, OnnxSettings()).warmup(encoder_rows=8, head_rows=32)
+    assert {s for g, s in shapes if g == "encoder"} == {(n, w) for n in (1, 8) for w in (16, 24, 32)}
+    assert {s[0] for g, s in shapes if g == "head"} == {1, 32}
+    assert costs["encoder"] > 0 and costs["head"] > 0
+
+
+def _edit(path: list[Any], value: Any) -> Any:
+    def edit(manifest: dict[str, Any]) -> dict[str, Any]:
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return manifest
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_edit(["head", "inputs", 3, "dtype"], "int32"), "input ids is int64 but the manifest says int32"),
+        (_edit(["encoder", "outputs", 0, "shape"], ["batch", 8]), "output rel_vec has shape"),
+        (_edit(["head", "outputs", 3, "name"], "fused_score"), "head outputs need"),
+        (_edit(["text", "vocab_size"], 9999), "tokenizer has"),
+        (_edit(["prefs", "dense_columns"], ["q_rate_l0"]), "prefs.dense_columns"),
+    ],
+    ids=["dtype", "static_shape", "output_name", "vocab_size", "dense_columns"],
+)
+def test_manifest_that_disagrees_with_the_graphs_is_refused(tmp_path: Path, edit: Any, message: str) -> None:
+    bad = build_tiny_bundle(tmp_path / "bad", edit_manifest=edit)
+    with pytest.raises(BundleError, match=message):
+        OrtScorer(bad, OnnxSettings())
+
+
+def test_corrupted_file_is_refused_by_its_sha256(tmp_path: Path) -> None:
+    bad = build_tiny_bundle(tmp_path / "bad")
+    with open(bad / "encoder.onnx", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02")
+    with pytest.raises(BundleError, match="sha256 mismatch for encoder.onnx"):
+        OrtScorer(bad, OnnxSettings())
+
+
+async def test_service_does_not_start_on_a_bad_bundle(tmp_path: Path) -> None:
+    bad = build_tiny_bundle(tmp_path / "bad")
+    (bad / "head.onnx").unlink()
+    app = create_app(Settings(bundle={"path": bad}), store=FakeStore())
+    with pytest.raises(BundleError, match="missing file head.onnx"):
+        async with running(app):
+            pass
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")
+def test_cuda_required_without_cuda_is_refused_with_the_reason(bundle: Path) -> None:
+    with pytest.raises(BundleError, match="onnx.providers=cuda"):
+        OrtScorer(bundle, OnnxSettings(providers="cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs onnxruntime-gpu"
+)
+def test_cuda_provider_scores_match_cpu(bundle: Path) -> None:
+    cpu, cuda = (
+        OrtScorer(bundle, OnnxSettings(providers="cpu")),
+        OrtScorer(bundle, OnnxSettings(providers="cuda")),
+    )
+    assert cuda.info.provider == "cuda"
+    cuda.warmup(encoder_rows=64, head_rows=256)
+    pairs = cpu.text.encode("cordless drill", [f"{t} {i}" for i, t in enumerate(TITLES * 10)])
+    feeds = {name: getattr(pairs, name) for name in ("input_ids", "attention_mask", "token_type_ids")}
+    width = feeds["input_ids"].shape[1]
+    want = cpu.encoder.run(cpu.encoder.prepare([feeds], width))
+    got = cuda.encoder.run(cuda.encoder.prepare([feeds], width))
+    for name in ("rel_vec", "rel_logits"):
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
