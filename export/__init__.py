@@ -1,0 +1,1 @@
+"""Checkpoint -> bundle: two ONNX graphs (encoder, fusion head), tokenizer and manifest, parity-validated."""

@@ -1,0 +1,80 @@
+"""Per-benchmark text inputs: computed once, shared by every (model, seed) cell.
+
+MiniLM embeddings, the distilled student's tokens and its stage-1 outputs over every pair, and the lexical
+features all depend only on the pair table and the (frozen, delivered) encoders, never on a model seed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.dataset import Dataset
+from model.rel_features import MiniLmInputs, lexical_features, minilm_inputs
+from model.tables import read_table
+
+
+@dataclass
+class TextInputs:
+    lexical: np.ndarray  # (P, 3) float32
+    minilm: MiniLmInputs | None = None
+    student: Any = None  # model.student.Student
+    student_tokens: Any = None  # model.encoder_loop.TokenizedPairs of the pairs the student rows use
+    student_row: np.ndarray | None = None  # (P,) pair -> row of student_tokens, -1 when not tokenised
+    student_vec: torch.Tensor | None = None  # (P, D) delivered student's rel_vec (zeros where row is -1)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def student_pairs(data: Dataset) -> np.ndarray:
+    """Pairs a student row ever encodes: CTR views and relevance test pairs (stage 1 is the student's SFT)."""
+    return np.unique(np.concatenate([*(v.pair for v in data.views.values()), data.rel_test.pair]))
+
+
+def _trimmed(tokens: Any) -> Any:
+    """Drop padding columns no row uses (TokenizedPairs is padded to the encoder's max_len)."""
+    width = max(1, int(tokens.lengths.max())) if len(tokens) else 1
+    return type(tokens)(
+        *(
+            np.ascontiguousarray(a[:, :width])
+            for a in (tokens.input_ids, tokens.attention_mask, tokens.token_type_ids)
+        )
+    )
+
+
+def build_text_inputs(
+    data: Dataset, *, need_minilm: bool, student: Any = None, minilm_cache: Path | None = None
+) -> TextInputs:
+    """Lexical features always; MiniLM embeddings and student outputs when a row of the run needs them."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    titles = read_table(data.meta.root, "items", ("title",))["title"]
+    text = TextInputs(lexical_features(data.pairs, titles))
+    seconds["lexical"] = time.perf_counter() - t0
+    if need_minilm:
+        t0 = time.perf_counter()
+        text.minilm = minilm_inputs(data.pairs, minilm_cache)
+        seconds["minilm_embed"] = time.perf_counter() - t0
+    if student is not None:
+        from model.student import predict_student
+
+        t0 = time.perf_counter()
+        text.student = student
+        needed = student_pairs(data)
+        text.student_tokens = _trimmed(
+            student.tokenize(data.pairs.query_norm[needed], data.pairs.title[needed])
+        )
+        text.student_row = np.full(len(data.pairs), -1, dtype=np.int64)
+        text.student_row[needed] = np.arange(len(needed))
+        seconds["student_tokenize"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        vec, _ = predict_student(student.model, text.student_tokens)
+        text.student_vec = torch.zeros(len(data.pairs), vec.shape[1])
+        text.student_vec[torch.from_numpy(needed)] = torch.from_numpy(vec)
+        seconds["student_encode"] = time.perf_counter() - t0
+    text.seconds = seconds
+    return text
