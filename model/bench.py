@@ -60,6 +60,11 @@ def _rows(names: tuple[str, ...]) -> list[Row]:
 Progress = Callable[[str, int], Callable[[int], None]]
 
 
+def _rel_dim(row: Row, profile: Any, student: Any) -> int:
+    """The student's rel_dim for student rows, the frozen-embedding RSL's otherwise."""
+    return int(student.model.cfg.rel_dim) if row.encoder == "student" else profile.rsl.rel_dim
+
+
 def run_bench(plan: BenchPlan, progress: Progress | None = None, status: Status | None = None) -> dict:
     """Run (or resume) the benchmark of ``plan``; returns the JSON payload also written to disk."""
     import torch
@@ -78,21 +83,24 @@ def run_bench(plan: BenchPlan, progress: Progress | None = None, status: Status 
     torch.set_num_threads(plan.threads)
     meta = read_meta(plan.data_dir)
     student = load_student_or_fail(plan.student_dir) if any(r.encoder == "student" for r in rows) else None
-    rel_dim = student.model.cfg.rel_dim if student is not None else profile.rsl.rel_dim
+    sid = student_id(plan.student_dir) if student is not None else ""
     buckets = table_buckets(meta.root)
-    specs = {(r.name, s): row_spec(r, profile, s, buckets, rel_dim) for r in rows for s in plan.seeds}
+    specs = {
+        (r.name, s): row_spec(r, profile, s, buckets, _rel_dim(r, profile, student))
+        for r in rows
+        for s in plan.seeds
+    }
     identity = {
         "format": FORMAT,
         "profile": plan.profile,
         "data_fingerprint": meta.fingerprint,
         "config_hash": config_hash(profile),
-        "student": student_id(plan.student_dir),
     }
     json_path = plan.out_dir / plan.json_name
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     previous = load_previous(json_path, identity, plan.restart)
     cells: dict[str, Any] = previous.get("cells", {})
-    check_cells(cells, specs, json_path)
+    check_cells(cells, specs, json_path, sid)
     todo = [(r, s) for r in rows for s in plan.seeds if f"{r.name}|{s}" not in cells]
     payload: dict[str, Any] = {**previous, **identity, "profile_config": config_dict(profile), "cells": cells}
     invocations = [
@@ -107,9 +115,8 @@ def run_bench(plan: BenchPlan, progress: Progress | None = None, status: Status 
             advance = (
                 progress(label, work_rows(specs[(r.name, seed)], data)) if progress else (lambda n: None)
             )
-            cells[f"{r.name}|{seed}"] = run_cell(
-                specs[(r.name, seed)], data, text, plan, meta.fingerprint, advance
-            )
+            cell = run_cell(specs[(r.name, seed)], data, text, plan, meta.fingerprint, advance)
+            cells[f"{r.name}|{seed}"] = cell | ({"student": sid} if r.encoder == "student" else {})
             write_json(json_path, payload)
     invocations[-1]["wall_seconds"] = time.perf_counter() - started
     payload |= {

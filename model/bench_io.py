@@ -33,13 +33,22 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def check_cells(cells: dict[str, Any], specs: dict[tuple[str, int], Any], json_path: Path) -> None:
-    """A finished cell is reused only under the exact config it was trained with."""
+def check_cells(
+    cells: dict[str, Any], specs: dict[tuple[str, int], Any], json_path: Path, student: str
+) -> None:
+    """A finished cell is reused only under the exact config (and student checkpoint) it was trained with."""
     for key, cell in cells.items():
         spec = specs.get((cell["row"], cell["seed"]))
-        if spec is not None and cell.get("spec_hash") != config_hash(spec):
+        if spec is None:
+            continue
+        if cell.get("spec_hash") != config_hash(spec):
             raise BenchError(
                 f"{json_path}: cell {key} was trained with another config; pass --restart to discard old results"
+            )
+        if spec.encoder == "student" and cell.get("student") != student:
+            raise BenchError(
+                f"{json_path}: cell {key} was trained with another student checkpoint; pass --restart or the same "
+                "--student"
             )
 
 

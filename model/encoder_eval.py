@@ -7,6 +7,7 @@ ranking by expected level (BM25: by its score) with graded gains.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ def run_encoder_benchmark(
     models: tuple[str, ...] = ("student", "teacher", "minilm_mlp", "bm25"),
     sft_student: Path | None = None,
 ) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     data = EncoderData(data_dir)
     test = data.relevance_pairs(("test",))
     if len(test) == 0:
@@ -182,6 +184,8 @@ def run_encoder_benchmark(
             "test_queries": len(np.unique(test.query_id)),
             "test_level_counts": np.bincount(test.level, minlength=4).tolist(),
         },
+        # other work on a shared machine inflates timings (several-fold with 2 torch threads on 2 busy cores)
+        "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "models": [
             {
                 "name": r.name,

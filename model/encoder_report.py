@@ -56,7 +56,9 @@ def write_encoder_report(
         "(BM25: by score), gains 2^level − 1. Latency: one query × 200 catalogue titles, torch eager on CPU, "
         f"{result['models'][0]['threads'] if result['models'] else '?'} threads, median of "
         f"{result['models'][0]['repeats'] if result['models'] else '?'} runs; 'ms / 200' includes tokenisation. "
-        "The machine is shared, so timings vary by ±15–30 %.",
+        f"The machine is shared: 1-minute load average {result['load_average_1min']['start']} at the start and "
+        f"{result['load_average_1min']['end']} at the end on {result['machine']['cpus']} CPUs; with other work "
+        "running, multi-threaded torch timings are inflated several-fold.",
     ]
     if teacher or distill:
         lines += ["", "## Training cost", ""]

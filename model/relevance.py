@@ -52,74 +52,74 @@ class FrozenMiniLmSource(nn.Module):
 
 
 class StudentSource(nn.Module):
-    """(pair) -> distilled student cross-encoder outputs, cached between end-to-end steps."""
+    """(pair) -> distilled student outputs. The transformer's [CLS] states are cached between end-to-end
+    steps; its compression head (``compress``, -> rel_vec) and classifier (``rsl_head``) train on every
+    step, like the compression MLP over frozen MiniLM embeddings."""
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        text: TextInputs,
-        e2e_pairs: int = 256,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, encoder: nn.Module, text: TextInputs, e2e_pairs: int = 256, seed: int = 0) -> None:
         super().__init__()
-        if text.student_tokens is None or text.student_row is None or text.student_vec is None:
+        if text.student_tokens is None or text.student_row is None or text.student_pooled is None:
             raise ValueError("StudentSource needs TextInputs built with a student")
         self.encoder = encoder
         self.student = text.student  # model.student.Student it started from: tokenizer + text settings
-        self.tokens = text.student_tokens  # TokenizedPairs of the tokenised pairs
-        self.token_row = text.student_row  # (P,) pair -> row of tokens, -1 when not tokenised
+        self.tokens = text.student_tokens  # TokenizedPairs, one row per encoded pair
+        self.token_row = text.student_row  # (P,) pair -> token row, -1 when not encoded
         self.e2e_pairs = e2e_pairs
         self.batch_size = 512
         self._rng = np.random.default_rng(seed)
-        self._cache_vec = text.student_vec.clone()  # (P, D) starts at the delivered student's outputs
-        self._cached = self.token_row >= 0
+        self._pooled = text.student_pooled.clone()  # (M, d_model), starts at the delivered student's states
+        self._cached = np.ones(len(self._pooled), dtype=bool)
 
     @property
     def classifier(self) -> nn.Linear:
         return self.encoder.rsl_head  # type: ignore[return-value]
 
     def trainable_encoder_parameters(self) -> list[nn.Parameter]:
-        return [p for n, p in self.encoder.named_parameters() if not n.startswith("rsl_head.")]
+        """The transformer (tuned at the lower LR in end-to-end steps); compress and rsl_head train always."""
+        head = ("compress.", "rsl_head.")
+        return [p for n, p in self.encoder.named_parameters() if not n.startswith(head)]
 
     def invalidate(self) -> None:
-        """Forget cached outputs (after end-to-end steps changed the encoder)."""
+        """Forget cached states (after end-to-end steps changed the transformer)."""
         self._cached[:] = False
 
-    def _tokens(self, pairs: np.ndarray) -> dict[str, torch.Tensor]:
+    def _rows(self, pairs: np.ndarray) -> np.ndarray:
         rows = self.token_row[pairs]
         if (rows < 0).any():
             raise ValueError(f"{int((rows < 0).sum())} pairs were never tokenised for the student")
-        return self.tokens.batch(rows)
+        return rows
 
     @torch.no_grad()
     def refresh(self, pairs: np.ndarray | None = None) -> None:
-        """Compute cached rel_vec for ``pairs`` (every tokenised pair when None) with the current encoder."""
+        """Recompute stale cached states of ``pairs`` (all encoded pairs when None)."""
         from model.encoder_loop import inference_batches
 
-        todo = np.flatnonzero(self.token_row >= 0) if pairs is None else np.unique(pairs)
-        todo = todo[~self._cached[todo]]
-        if not len(todo):
+        rows = np.arange(len(self._pooled)) if pairs is None else np.unique(self._rows(pairs))
+        rows = rows[~self._cached[rows]]
+        if not len(rows):
             return
         was_training = self.encoder.training
         self.encoder.eval()
-        for sub in inference_batches(self.tokens.lengths[self.token_row[todo]], self.batch_size):
-            self._cache_vec[todo[sub]] = self.encoder(**self._tokens(todo[sub]))[0]
-        self._cached[todo] = True
+        for sub in inference_batches(self.tokens.lengths[rows], self.batch_size):
+            self._pooled[rows[sub]] = self.encoder.encode(**self.tokens.batch(rows[sub])).pooled
+        self._cached[rows] = True
         self.encoder.train(was_training)
 
     def forward(self, pair: torch.Tensor, e2e: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``e2e``: up to ``e2e_pairs`` distinct pairs of the batch run through the encoder with gradients;
-        the rest (and every pair on other steps) come from the cache."""
+        """``e2e``: up to ``e2e_pairs`` distinct pairs of the batch run through the transformer with
+        gradients; the rest (and every pair on other steps) read cached [CLS] states."""
         idx = pair.numpy()
         self.refresh(idx)  # no-op for pairs already cached
+        rows = self._rows(idx)
         if not e2e:
-            rel_vec = self._cache_vec[pair]  # (N, D)
-            return rel_vec, self.classifier(rel_vec)
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        pick = np.arange(len(uniq))
-        if len(uniq) > self.e2e_pairs:
-            pick = np.sort(self._rng.choice(len(uniq), self.e2e_pairs, replace=False))
-        fresh, _ = self.encoder(**self._tokens(uniq[pick]))  # (U', D) with gradients
-        table = self._cache_vec[torch.from_numpy(uniq)].index_put((torch.from_numpy(pick),), fresh)  # (U, D)
-        rel_vec = table[torch.from_numpy(inverse.reshape(-1))]  # (N, D)
+            pooled = self._pooled[torch.from_numpy(rows)]  # (N, d_model)
+        else:
+            uniq, inverse = np.unique(rows, return_inverse=True)
+            pick = np.arange(len(uniq))
+            if len(uniq) > self.e2e_pairs:
+                pick = np.sort(self._rng.choice(len(uniq), self.e2e_pairs, replace=False))
+            fresh = self.encoder.encode(**self.tokens.batch(uniq[pick])).pooled  # (U', d_model), with grad
+            table = self._pooled[torch.from_numpy(uniq)].index_put((torch.from_numpy(pick),), fresh)
+            pooled = table[torch.from_numpy(inverse.reshape(-1))]  # (N, d_model)
+        rel_vec = self.encoder.compress(pooled)  # (N, D)
         return rel_vec, self.classifier(rel_vec)

@@ -1,6 +1,6 @@
 """Per-benchmark text inputs: computed once, shared by every (model, seed) cell.
 
-MiniLM embeddings, the distilled student's tokens and its stage-1 outputs over every pair, and the lexical
+MiniLM embeddings, the distilled student's tokens, [CLS] states and stage-1 logits, and the lexical
 features all depend only on the pair table and the (frozen, delivered) encoders, never on a model seed.
 """
 
@@ -25,8 +25,9 @@ class TextInputs:
     minilm: MiniLmInputs | None = None
     student: Any = None  # model.student.Student
     student_tokens: Any = None  # model.encoder_loop.TokenizedPairs of the pairs the student rows use
-    student_row: np.ndarray | None = None  # (P,) pair -> row of student_tokens, -1 when not tokenised
-    student_vec: torch.Tensor | None = None  # (P, D) delivered student's rel_vec (zeros where row is -1)
+    student_row: np.ndarray | None = None  # (P,) pair -> row of the student_* arrays, -1 when not encoded
+    student_pooled: torch.Tensor | None = None  # (M, d_model) delivered student's [CLS] state per row
+    student_logits: torch.Tensor | None = None  # (M, K) delivered student's level logits (= stage 1)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -46,6 +47,20 @@ def _trimmed(tokens: Any) -> Any:
     )
 
 
+@torch.inference_mode()
+def encode_pooled(encoder: Any, tokens: Any, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, d_model)`` [CLS] states and ``(M, K)`` logits of a student over tokenised pairs, in row order."""
+    from model.encoder_loop import inference_batches
+
+    encoder.eval()
+    pooled = torch.zeros(len(tokens), encoder.cfg.d_model)
+    logits = torch.zeros(len(tokens), encoder.cfg.num_levels)
+    for idx in inference_batches(tokens.lengths, batch_size):
+        out = encoder.encode(**tokens.batch(idx))
+        pooled[idx], logits[idx] = out.pooled, out.rel_logits
+    return pooled, logits
+
+
 def build_text_inputs(
     data: Dataset, *, need_minilm: bool, student: Any = None, minilm_cache: Path | None = None
 ) -> TextInputs:
@@ -60,8 +75,6 @@ def build_text_inputs(
         text.minilm = minilm_inputs(data.pairs, minilm_cache)
         seconds["minilm_embed"] = time.perf_counter() - t0
     if student is not None:
-        from model.student import predict_student
-
         t0 = time.perf_counter()
         text.student = student
         needed = student_pairs(data)
@@ -72,9 +85,7 @@ def build_text_inputs(
         text.student_row[needed] = np.arange(len(needed))
         seconds["student_tokenize"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        vec, _ = predict_student(student.model, text.student_tokens)
-        text.student_vec = torch.zeros(len(data.pairs), vec.shape[1])
-        text.student_vec[torch.from_numpy(needed)] = torch.from_numpy(vec)
+        text.student_pooled, text.student_logits = encode_pooled(student.model, text.student_tokens)
         seconds["student_encode"] = time.perf_counter() - t0
     text.seconds = seconds
     return text

@@ -26,7 +26,7 @@ def build_model(spec: ModelSpec, text: TextInputs) -> nn.Module:
             raise ValueError(f"{spec.name} needs MiniLM embeddings; build TextInputs with need_minilm=True")
         return PrectrModel(spec, FrozenMiniLmSource(spec.rsl, text.minilm))
     if spec.encoder == "student":
-        if text.student is None or text.student_vec is None:
+        if text.student is None or text.student_pooled is None:
             raise ValueError(f"{spec.name} needs the distilled student (pass --student DIR)")
         source = StudentSource(copy.deepcopy(text.student.model), text, seed=spec.train.seed)
         return PrectrModel(spec, source)
@@ -38,7 +38,10 @@ def frozen_rsl(model: PrectrModel, text: TextInputs, n_pairs: int) -> tuple[nn.M
     """(frozen stage-1 classifier, stage-1 logits of every pair ``(P, K)``) for L_sc and debias anchors."""
     classifier = copy.deepcopy(model.source.classifier).eval().requires_grad_(False)
     if isinstance(model.source, StudentSource):
-        return classifier, classifier(text.student_vec)
+        logits = torch.zeros(n_pairs, text.student_logits.shape[1])  # type: ignore[union-attr]
+        encoded = np.flatnonzero(text.student_row >= 0)  # type: ignore[operator]
+        logits[torch.from_numpy(encoded)] = text.student_logits[torch.from_numpy(text.student_row[encoded])]  # type: ignore[index]
+        return classifier, logits
     model.source.eval()
     pairs = torch.arange(n_pairs)
     logits = torch.cat([model.source(pairs[s : s + 16384])[1] for s in range(0, n_pairs, 16384)])

@@ -37,3 +37,19 @@ def test_v2_rows_without_a_student_say_how_to_get_one(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--student" in result.output
+
+
+def test_train_writes_a_checkpoint_with_its_resolved_config(tmp_path: Path) -> None:
+    from model_inputs import build_tiny_data
+
+    from model.checkpoint import read_checkpoint_info
+
+    data = build_tiny_data(tmp_path / "data")
+    out = tmp_path / "ckpt"
+    result = runner.invoke(
+        app, ["train", "--data", str(data), "--model", "DIN", "--out", str(out), "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    info = read_checkpoint_info(out / "din-s0")
+    assert info.spec.name == "DIN" and info.spec.kind == "din"
+    assert 0.5 < info.metrics["auc"] < 1.0

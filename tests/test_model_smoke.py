@@ -126,3 +126,14 @@ def test_v2_checkpoint_splits_into_encoder_and_head(run: tuple[BenchPlan, dict[s
     ids = torch.tensor([[2, 10, 3, 11, 3, 0]])
     rel_vec, rel_logits = encoder(ids, (ids > 0).long(), torch.zeros_like(ids))
     assert rel_vec.shape == (1, head.cfg.rel_dim) and rel_logits.shape == (1, head.cfg.num_levels)
+
+
+def test_rows_can_be_added_to_a_finished_run(run: tuple[BenchPlan, dict[str, Any]], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    first = run_bench(replace(run[0], rows=("Wide&Deep",), out_dir=tmp_path, ckpt_dir=tmp_path / "ck"))
+    more = run_bench(replace(run[0], rows=("Wide&Deep", "LR"), out_dir=tmp_path, ckpt_dir=tmp_path / "ck"))
+    assert more["invocations"][-1]["cells"] == 1  # only LR trained; Wide&Deep was reused
+    assert json.dumps(more["cells"]["Wide&Deep|0"], sort_keys=True) == json.dumps(
+        first["cells"]["Wide&Deep|0"], sort_keys=True
+    )
