@@ -39,8 +39,11 @@ format: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# duckdb's nanobind bindings print a "leaked instances" report at interpreter exit; it is noise, so it is
+# filtered out to keep pytest's summary the last line (pipefail keeps pytest's exit status).
 test: venv redis lint
-	PRECTR_TEST_REDIS_PORT=$(REDIS_PORT) $(BIN)/pytest -q
+	set -o pipefail; PRECTR_TEST_REDIS_PORT=$(REDIS_PORT) $(BIN)/pytest -q 2>&1 \
+		| grep --line-buffered -v -E '^(nanobind: |See https://nanobind| - leaked | - \.\.\. skipped)'
 
 data: venv
 	@test -f $(DATA_DIR)/meta.json || $(BIN)/prectr data build --source synthetic --profile small --seed 0 --out $(DATA_DIR)
