@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from model.bench_config import Row, buckets_for
+from model.bench_config import PROFILES, Row, buckets_for
 from model.config import config_hash
 
 Status = Callable[[str], None]
@@ -67,7 +68,10 @@ def run_cell(spec: Any, data: Any, text: Any, plan: Any, fingerprint: str, advan
     metrics = evaluate(model, data, text)
     eval_s = time.perf_counter() - t0
     getattr(advance, "finish", lambda: None)()
-    ckpt = save_checkpoint(model, plan.ckpt_dir / slug(spec.name, spec.train.seed), fingerprint, metrics)
+    view = asdict(PROFILES[plan.profile].view)  # export re-measures the test metrics on this same view
+    ckpt = save_checkpoint(
+        model, plan.ckpt_dir / slug(spec.name, spec.train.seed), fingerprint, metrics, view
+    )
     return {
         "row": spec.name,
         "seed": spec.train.seed,
@@ -80,6 +84,8 @@ def run_cell(spec: Any, data: Any, text: Any, plan: Any, fingerprint: str, advan
         "rsl_loss": log.rsl_loss,
         "valid_auc": log.valid_auc,
         "best_epoch": log.best_epoch,
+        "e2e_valid_auc": log.e2e_valid_auc,
+        "e2e_kept": log.e2e_kept,
         "checkpoint": str(ckpt),
         "spec_hash": config_hash(spec),
     }

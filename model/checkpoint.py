@@ -38,12 +38,18 @@ class CheckpointInfo:
     spec_hash: str
     data_fingerprint: str
     metrics: dict[str, float]
+    view: dict[str, Any] | None = None  # the ViewSpec the metrics were measured on (export re-measures there)
 
 
 def save_checkpoint(
-    model: nn.Module, out_dir: Path, data_fingerprint: str, metrics: dict[str, float]
+    model: nn.Module,
+    out_dir: Path,
+    data_fingerprint: str,
+    metrics: dict[str, float],
+    view: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` (a PrectrModel or BaselineModel) to ``out_dir`` atomically per file."""
+    """Write ``model`` (a PrectrModel or BaselineModel) to ``out_dir`` atomically per file; ``view`` is the
+    data view (``model.dataset.ViewSpec`` fields) its ``metrics`` were measured on."""
     spec: ModelSpec = model.spec  # type: ignore[assignment]
     out_dir.mkdir(parents=True, exist_ok=True)
     source = getattr(model, "source", None)
@@ -60,6 +66,8 @@ def save_checkpoint(
         "data_fingerprint": data_fingerprint,
         "metrics": json.dumps({k: float(v) for k, v in metrics.items()}),
     }
+    if view is not None:
+        meta["view"] = json.dumps(view, sort_keys=True)
     tmp = out_dir / (WEIGHTS + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(out_dir / WEIGHTS)
@@ -84,7 +92,11 @@ def read_checkpoint_info(ckpt_dir: Path) -> CheckpointInfo:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={meta.get('format')!r})")
     spec = from_dict(ModelSpec, json.loads(meta["spec"]))
     return CheckpointInfo(
-        spec, meta["spec_hash"], meta.get("data_fingerprint", ""), json.loads(meta["metrics"])
+        spec,
+        meta["spec_hash"],
+        meta.get("data_fingerprint", ""),
+        json.loads(meta["metrics"]),
+        json.loads(meta["view"]) if "view" in meta else None,
     )
 
 

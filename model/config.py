@@ -42,7 +42,8 @@ class HeadConfig:
     hidden: tuple[int, ...] = (128, 64)
     incentive_hidden: int = 32
     use_incentive: bool = True
-    cold_start_blend: bool = True  # V2: gate personal vs cross-user (query-level) preference
+    cold_start_blend: bool = True  # V2: gate personal vs cross-user (query-level) preference in the PRI
+    query_prefs: bool = True  # the CTR tower reads the cross-user query-level columns of pref_dense
     gumbel_temperature: float = 1.0
 
 
@@ -82,11 +83,14 @@ class TrainConfig:
     patience: int = 0  # epochs without validation gain before stopping
     valid_share: float = 0.1  # share of training requests held out for early stopping
     lr: float = 2e-3
+    lr_decay: float = 0.5  # learning-rate factor after every epoch (smooth, low-noise convergence)
     weight_decay: float = 1e-6
     rsl_epochs: int = 3  # stage 1 (frozen-embedding RSL only)
     rsl_lr: float = 2e-3
     encoder_lr: float = 1e-4  # end-to-end fine-tuning of the distilled encoder
     e2e_steps: int = 40  # end-to-end encoder steps after the best epoch; other steps read cached outputs
+    e2e_batch_size: int = 256  # rows per end-to-end step; every distinct pair of the batch runs the encoder
+    e2e_head_lr_scale: float = 1.0  # extra LR factor for everything but the transformer in those steps
     threads: int = 2
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from features.head_inputs import ID_FEATURES
 from model.config import HeadConfig
 from model.ctr_heads import IdEmbeddings, MonotoneCtrHeads, Standardize, TargetAttention, mlp
-from model.incentive import U_ACTIVITY_COL, PreferenceVector, RelevanceIncentive
+from model.incentive import QUERY_PREF_COLS, U_ACTIVITY_COL, PreferenceVector, RelevanceIncentive
 
 ITEM = ID_FEATURES.index("item")
 
@@ -50,6 +50,11 @@ class BaseCtr(nn.Module):
         self.embeddings = IdEmbeddings(cfg.buckets, cfg.emb_dim)
         self.attention = TargetAttention(cfg.emb_dim, cfg.num_levels)
         self.pref_norm = Standardize(cfg.pref_dim)
+        # Without cross-user mining (PRECTR V1, "V2 - cold-start mining") the query-level columns are unknown.
+        keep = torch.ones(cfg.pref_dim)
+        if not cfg.query_prefs:
+            keep[QUERY_PREF_COLS] = 0.0
+        self.register_buffer("pref_keep", keep)
         in_dim = (len(ID_FEATURES) + 1) * cfg.emb_dim + cfg.pref_dim + cfg.rel_dim
         self.mlp = mlp((in_dim, *cfg.hidden))
         self.heads = MonotoneCtrHeads(cfg.hidden[-1], cfg.num_levels)
@@ -65,7 +70,8 @@ class BaseCtr(nn.Module):
         emb = self.embeddings(ids)  # (N, F, E)
         hist = self.embeddings.item_table(hist_items)  # (N, H, E)
         pooled = self.attention(emb[:, ITEM], hist, hist_levels)  # (N, E)
-        x = torch.cat([emb.flatten(1), pooled, self.pref_norm(pref_dense), rel_vec], dim=1)
+        prefs = self.pref_norm(pref_dense) * self.pref_keep  # (N, P)
+        x = torch.cat([emb.flatten(1), pooled, prefs, rel_vec], dim=1)
         return self.heads(self.mlp(x))  # (N, K)
 
 

@@ -22,6 +22,9 @@ Q_RATE_COLS = _cols("q_rate_l")
 U_RATE_COLS = _cols("u_rate_l")
 U_ACTIVITY_COL = PREF_DENSE_COLUMNS.index("u_log_activity")
 U_IS_NEW_COL = PREF_DENSE_COLUMNS.index("u_is_new")
+QUERY_PREF_COLS = [
+    i for i, name in enumerate(PREF_DENSE_COLUMNS) if name.startswith("q_")
+]  # cross-user mined
 
 
 def preference_shape(rates: torch.Tensor) -> torch.Tensor:

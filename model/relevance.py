@@ -56,7 +56,7 @@ class StudentSource(nn.Module):
     steps; its compression head (``compress``, -> rel_vec) and classifier (``rsl_head``) train on every
     step, like the compression MLP over frozen MiniLM embeddings."""
 
-    def __init__(self, encoder: nn.Module, text: TextInputs, e2e_pairs: int = 256, seed: int = 0) -> None:
+    def __init__(self, encoder: nn.Module, text: TextInputs, e2e_pairs: int = 1024, seed: int = 0) -> None:
         super().__init__()
         if text.student_tokens is None or text.student_row is None or text.student_pooled is None:
             raise ValueError("StudentSource needs TextInputs built with a student")
@@ -106,8 +106,8 @@ class StudentSource(nn.Module):
         self.encoder.train(was_training)
 
     def forward(self, pair: torch.Tensor, e2e: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``e2e``: up to ``e2e_pairs`` distinct pairs of the batch run through the transformer with
-        gradients; the rest (and every pair on other steps) read cached [CLS] states."""
+        """``e2e``: the batch's distinct pairs (up to ``e2e_pairs``) run through the transformer with
+        gradients; every pair on other steps reads cached [CLS] states."""
         idx = pair.numpy()
         self.refresh(idx)  # no-op for pairs already cached
         rows = self._rows(idx)
@@ -118,7 +118,10 @@ class StudentSource(nn.Module):
             pick = np.arange(len(uniq))
             if len(uniq) > self.e2e_pairs:
                 pick = np.sort(self._rng.choice(len(uniq), self.e2e_pairs, replace=False))
+            was_training = self.encoder.training
+            self.encoder.eval()  # no dropout: fresh states must match the cached (eval-mode) ones
             fresh = self.encoder.encode(**self.tokens.batch(uniq[pick])).pooled  # (U', d_model), with grad
+            self.encoder.train(was_training)
             table = self._pooled[torch.from_numpy(uniq)].index_put((torch.from_numpy(pick),), fresh)
             pooled = table[torch.from_numpy(inverse.reshape(-1))]  # (N, d_model)
         rel_vec = self.encoder.compress(pooled)  # (N, D)

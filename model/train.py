@@ -41,6 +41,8 @@ class TrainLog:
     rsl_loss: list[float] = field(default_factory=list)
     valid_auc: list[float] = field(default_factory=list)  # after each stage-2 epoch
     best_epoch: int = 0
+    e2e_valid_auc: float | None = None  # held-out AUC after the end-to-end steps
+    e2e_kept: bool | None = None  # whether the end-to-end result replaced the best epoch
     seconds: float = 0.0
 
 
@@ -90,10 +92,10 @@ class _Stage2:
         self.gen = torch.Generator().manual_seed(self.spec.train.seed)
         self.window: list[float] = []
 
-    def run(self, rows: np.ndarray, e2e: bool = False) -> None:
-        """One pass over ``rows`` in mini-batches of the configured size."""
+    def run(self, rows: np.ndarray, e2e: bool = False, batch_size: int | None = None) -> None:
+        """One pass over ``rows`` in mini-batches (of the configured size unless given)."""
         self.model.train()
-        bs = self.spec.train.batch_size
+        bs = batch_size or self.spec.train.batch_size
         for start in range(0, len(rows), bs):
             idx = rows[start : start + bs]
             batch = Batch.gather(self.view, idx, self.data.pairs.label, self.text.lexical)
@@ -114,6 +116,16 @@ class _Stage2:
                 self.log.bce.append(float(np.mean(self.window)))
                 self.window = []
             self.advance(len(idx))
+
+    def scale_lr(self, factor: float, include_encoder: bool = False) -> None:
+        """Multiply the learning rates (the end-to-end encoder group only when ``include_encoder``)."""
+        encoder = set()
+        if self.is_prectr and isinstance(self.model.source, StudentSource) and not include_encoder:
+            encoder = {id(p) for p in self.model.source.trainable_encoder_parameters()}
+        for opt in self.opts:
+            for group in opt.param_groups:
+                if not any(id(p) in encoder for p in group["params"]):
+                    group["lr"] *= factor
 
     def validate(self, rows: np.ndarray) -> float:
         from model.evaluate import predict_rows
@@ -140,6 +152,7 @@ def fit(model: nn.Module, data: Dataset, text: TextInputs, advance: Advance = la
     best, best_state, stale = -math.inf, None, 0
     for _ in range(cfg.epochs):
         stage2.run(rng.permutation(fit_rows))
+        stage2.scale_lr(cfg.lr_decay)
         score = stage2.validate(valid_rows)
         log.valid_auc.append(score)
         if score > best:
@@ -151,14 +164,30 @@ def fit(model: nn.Module, data: Dataset, text: TextInputs, advance: Advance = la
     model.load_state_dict(best_state)  # type: ignore[arg-type]
     log.best_epoch = int(np.argmax(log.valid_auc)) + 1
     if isinstance(model, PrectrModel) and isinstance(model.source, StudentSource) and cfg.e2e_steps:
-        rows = rng.choice(fit_rows, size=min(len(fit_rows), cfg.e2e_steps * cfg.batch_size), replace=False)
-        stage2.run(rows, e2e=True)
-        model.source.invalidate()  # the encoder changed: evaluation recomputes its outputs
+        _end_to_end(model, stage2, rng.permutation(fit_rows), valid_rows, best)
     if stage2.window:
         log.bce.append(float(np.mean(stage2.window)))
     set_sparse(model, False)
     log.seconds = time.perf_counter() - start
     return log
+
+
+def _end_to_end(
+    model: PrectrModel, stage2: _Stage2, rows: np.ndarray, valid_rows: np.ndarray, best: float
+) -> None:
+    """Fine-tune the student's transformer jointly with the CTR objective (``encoder_lr``; the rest of the
+    model at its decayed LR times ``e2e_head_lr_scale``), then keep the result only if the held-out AUC does
+    not drop: the same early-stopping rule as the epochs."""
+    cfg, log = model.spec.train, stage2.log
+    snapshot = copy.deepcopy(model.state_dict())
+    stage2.scale_lr(cfg.e2e_head_lr_scale)
+    stage2.run(rows[: cfg.e2e_steps * cfg.e2e_batch_size], e2e=True, batch_size=cfg.e2e_batch_size)
+    model.source.invalidate()  # the transformer changed: cached states are stale
+    log.e2e_valid_auc = stage2.validate(valid_rows)
+    log.e2e_kept = log.e2e_valid_auc >= best
+    if not log.e2e_kept:
+        model.load_state_dict(snapshot)
+        model.source.invalidate()
 
 
 def _prectr_loss(

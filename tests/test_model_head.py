@@ -84,3 +84,18 @@ def test_gumbel_gate_is_deterministic_in_eval_and_noisy_in_training() -> None:
     a = head.components(**x).gate
     b = head.components(**x).gate
     assert not torch.allclose(a, b)
+
+
+def test_without_cross_user_mining_the_ctr_tower_ignores_query_level_columns() -> None:
+    from dataclasses import replace
+
+    from model.incentive import QUERY_PREF_COLS
+
+    torch.manual_seed(0)
+    head = PrectrHead(replace(SMALL, query_prefs=False, cold_start_blend=False)).eval()
+    x = head_inputs(8)
+    other = dict(x, pref_dense=x["pref_dense"].clone())
+    other["pref_dense"][:, QUERY_PREF_COLS] += 0.3  # a different query-level preference
+    assert torch.allclose(head(**x)[3], head(**other)[3])
+    mined = PrectrHead(replace(SMALL, query_prefs=True, cold_start_blend=False)).eval()
+    assert not torch.allclose(mined(**x)[3], mined(**other)[3])
