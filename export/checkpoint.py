@@ -42,6 +42,7 @@ class ExportableModel:
     data_fingerprint: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    view: dict[str, Any] | None = None  # the data view ``metrics`` were measured on (model.dataset.ViewSpec)
 
     @property
     def vocab_size(self) -> int:
@@ -89,6 +90,7 @@ def from_modules(
     data_fingerprint: str = "",
     metrics: dict[str, float] | None = None,
     source: str = "",
+    view: dict[str, Any] | None = None,
     max_query_len: int = 16,
     length_buckets: tuple[int, ...] | None = None,
     max_len: int | None = None,
@@ -120,6 +122,7 @@ def from_modules(
         data_fingerprint=data_fingerprint,
         metrics={k: float(v) for k, v in (metrics or {}).items()},
         source=source,
+        view=view,
     )
 
 
@@ -166,6 +169,7 @@ def load_checkpoint(ckpt_dir: str | Path) -> ExportableModel:
         loaded.tokenizer_path,
         data_fingerprint=info.data_fingerprint,
         metrics=info.metrics,
+        view=info.view,
         source=f"{root} ({spec.name}, spec {info.spec_hash})",
         max_query_len=int(text.get("max_query_len", 16)),
         length_buckets=tuple(int(b) for b in buckets) if buckets else None,

@@ -39,12 +39,17 @@ class RawRequest:
     pop_bucket: np.ndarray
 
 
-def raw_test_requests(data_dir: Path, day: int, max_requests: int) -> list[RawRequest]:
-    """The first ``max_requests`` requests of ``day`` with raw (un-normalised) query text, from the tables."""
+def raw_test_requests(
+    data_dir: Path, day: int, max_requests: int, among: np.ndarray | None = None
+) -> list[RawRequest]:
+    """The first ``max_requests`` requests of ``day`` (of the request ids ``among``, when given: a sampled
+    test view holds only some of the day's requests) with raw (un-normalised) query text, from the tables."""
     from model.tables import read_table
 
     imp = read_table(data_dir, "impressions", ("request_id", "day", "user_id", "query_id", "item_id"))
     on_day = imp["day"] == day
+    if among is not None:
+        on_day &= np.isin(imp["request_id"], among)
     keep = np.isin(imp["request_id"], np.unique(imp["request_id"][on_day])[:max_requests]) & on_day
     imp = {k: v[keep] for k, v in imp.items()}
     queries = read_table(data_dir, "queries", ("query_id", "query"))

@@ -9,6 +9,7 @@ The end-to-end parity check (:mod:`export.e2e`) runs here too, on the variant th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,14 @@ def encoder_outputs(session, tokens, num_levels: int) -> tuple[np.ndarray, np.nd
     return vecs if vecs is not None else np.zeros((0, 0), np.float32), logits
 
 
-def test_view_spec(history_len: int):
-    """Views for export checks: the full test view; train/coarse views cut to a token size (unused)."""
+def test_view_spec(history_len: int, view: dict[str, Any] | None = None):
+    """The view the checkpoint's own test metrics were measured on when it recorded one (the test-request
+    sample depends on the view's seed and on the training-row sampling drawn before it), so fp32 ORT
+    reproduces them; else the full test view, with train/coarse views cut to a token size (unused)."""
     from model.dataset import ViewSpec
 
+    if view is not None:
+        return ViewSpec(**{**view, "history_len": history_len})
     return ViewSpec(ctr_days=1, max_train_rows=500, max_coarse_requests=5, history_len=history_len)
 
 
@@ -118,9 +123,9 @@ def data_checks(
             f"the model was trained on data {model.data_fingerprint[:12]}…, but --data {data_dir} is "
             f"{meta.fingerprint[:12]}…: parity and test metrics would be measured on the wrong data"
         )
-    requests = raw_test_requests(meta.root, meta.test_day, E2E_REQUESTS)
     store = InProcessPreferenceStore(mine_preferences(meta.root, history_len=model.history_len, threads=2))
-    ds = load_dataset(meta.root, test_view_spec(model.history_len), model.buckets)
+    ds = load_dataset(meta.root, test_view_spec(model.history_len, model.view), model.buckets)
+    requests = raw_test_requests(meta.root, meta.test_day, E2E_REQUESTS, np.unique(ds.views["test"].request))
     trained = train_path(model, ds, {r.request_id for r in requests})
     out: dict[str, float] = {}
     for name, graphs in {"fp32": fp32_dir, variant: variant_dir}.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,20 +10,8 @@ import numpy as np
 
 from export.probe_inputs import encoder_feeds
 from export.variants import cpu_session
-
-CANDIDATES = 200  # one coarse-ranking request (DESIGN.md: 50-2,000 candidates; 200 is the reference)
-
-
-def median_ms(fn: Callable[[], object], repeats: int = 15, warmup: int = 2) -> float:
-    """Median over ``repeats`` calls after ``warmup`` calls, in milliseconds (medians resist a busy CPU)."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(samples)
+from model.encoder_timing import N_CANDIDATES as CANDIDATES  # one coarse-ranking request (DESIGN.md)
+from model.encoder_timing import median_ms
 
 
 def encoder_ms_per_request(

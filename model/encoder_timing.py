@@ -34,7 +34,8 @@ class Timing:
         }
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+def median_ms(fn: Callable[[], object], repeats: int = 15, warmup: int = 2) -> float:
+    """Median over ``repeats`` calls after ``warmup`` calls, in milliseconds (medians resist a busy CPU)."""
     for _ in range(warmup):
         fn()
     samples = []
@@ -52,8 +53,8 @@ def time_model(
     """``prepare()`` tokenises the 200 pairs, ``forward(prepared)`` runs the model on them."""
     prepared = prepare()
     return Timing(
-        ms_per_200=_median_ms(lambda: forward(prepare()), repeats, warmup),
-        forward_ms_per_200=_median_ms(lambda: forward(prepared), repeats, warmup),
+        ms_per_200=median_ms(lambda: forward(prepare()), repeats, warmup),
+        forward_ms_per_200=median_ms(lambda: forward(prepared), repeats, warmup),
         repeats=repeats,
         threads=torch.get_num_threads(),
     )

@@ -51,6 +51,21 @@ CORPUS = [
 ] * 3
 F32, I64 = TensorProto.FLOAT, TensorProto.INT64
 
+# The tiny-model export tests' corpus: a 200-token vocabulary for ``export.tiny.tiny_modules(vocab_size=200)``.
+SHORT_TITLES = [
+    "cordless drill 18v lithium battery kit",
+    "white interior paint gallon satin finish",
+    "copper pipe fitting 1/2 in elbow",
+    "led light bulb 60w soft white",
+    "garden hose 50 ft",
+] * 4
+SHORT_VOCAB = 200
+
+
+def short_tokenizer():  # type: ignore[no-untyped-def]
+    """A WordPiece tokenizer over :data:`SHORT_TITLES` with :data:`SHORT_VOCAB` tokens."""
+    return train_wordpiece(SHORT_TITLES, vocab_size=SHORT_VOCAB, min_frequency=1)
+
 
 def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.ascontiguousarray(array), name)

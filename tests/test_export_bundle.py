@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 import torch
+from bundle_factory import short_tokenizer
 
 from export.bundle_writer import export_bundle
 from export.checkpoint import from_modules
@@ -19,17 +20,9 @@ from export.tiny import tiny_modules
 from features.bundle import BundleError, open_bundle
 from features.graph_check import check_bundle_graphs
 from features.manifest import SCHEMA_VERSION
-from features.tokenizer import save_tokenizer, train_wordpiece
+from features.tokenizer import save_tokenizer
 
 pytestmark = pytest.mark.train
-
-CORPUS = [
-    "cordless drill 18v lithium battery kit",
-    "white interior paint gallon satin finish",
-    "copper pipe fitting 1/2 in elbow",
-    "led light bulb 60w soft white",
-    "garden hose 50 ft",
-] * 4
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def model(tmp_path_factory):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     tok_path = save_tokenizer(
-        train_wordpiece(CORPUS, vocab_size=200, min_frequency=1),
+        short_tokenizer(),
         tmp_path_factory.mktemp("tok") / "tokenizer.json",
     )
     encoder, head = tiny_modules(vocab_size=200)

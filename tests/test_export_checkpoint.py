@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 import torch
+from bundle_factory import short_tokenizer
 from typer.testing import CliRunner
 
 from export.checkpoint import CheckpointError, load_checkpoint
@@ -16,7 +17,6 @@ from export.cli import app
 from export.probe_inputs import encoder_feeds, head_feeds
 from export.tiny import TINY_BUCKETS, StudentHolder, tiny_modules
 from features.text import TextEncoder
-from features.tokenizer import train_wordpiece
 from model.checkpoint import save_checkpoint
 from model.config import ModelSpec
 from model.prectr import BaselineModel, PrectrModel
@@ -24,20 +24,12 @@ from model.student import Student
 
 pytestmark = pytest.mark.train
 
-CORPUS = [
-    "cordless drill 18v lithium battery kit",
-    "white interior paint gallon satin finish",
-    "copper pipe fitting 1/2 in elbow",
-    "led light bulb 60w soft white",
-    "garden hose 50 ft",
-] * 4
-
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> tuple[Path, PrectrModel]:
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    tok = train_wordpiece(CORPUS, vocab_size=200, min_frequency=1)
+    tok = short_tokenizer()
     encoder, head = tiny_modules(vocab_size=200)
     text = TextEncoder(tok, 32, 12, (16, 24, 32))
     student = Student(
@@ -47,7 +39,8 @@ def saved(tmp_path_factory) -> tuple[Path, PrectrModel]:
     model = PrectrModel(spec, StudentHolder(encoder, student))
     for p in model.head.parameters():
         p.data.add_(torch.randn_like(p) * 0.1)
-    out = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "v2", "fp-abc", {"auc": 0.7})
+    view = {"ctr_days": 2, "max_train_rows": 900, "max_test_requests": 30, "seed": 4}
+    out = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "v2", "fp-abc", {"auc": 0.7}, view)
     return out, model.eval()
 
 
@@ -96,3 +89,14 @@ def test_cli_exports_a_checkpoint_then_check_accepts_it(saved, tmp_path: Path) -
     (out / "encoder.onnx").write_bytes(b"not onnx")
     refused = runner.invoke(app, ["check", str(out)])
     assert refused.exit_code == 1 and "sha256 mismatch for encoder.onnx" in refused.output
+
+
+def test_export_re_measures_test_metrics_on_the_view_the_checkpoint_recorded(saved) -> None:
+    from export.evaluate import test_view_spec
+
+    loaded = load_checkpoint(saved[0])
+    spec = test_view_spec(loaded.history_len, loaded.view)
+    # the test-request sample depends on the seed and on the training-row sampling drawn before it
+    assert (spec.max_test_requests, spec.seed, spec.ctr_days, spec.max_train_rows) == (30, 4, 2, 900)
+    assert spec.history_len == loaded.history_len
+    assert test_view_spec(10, None).max_test_requests is None  # no record: the whole test view

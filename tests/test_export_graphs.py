@@ -66,20 +66,19 @@ def _encoder_probes(rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
     return [encoder_feeds(b, s, VOCAB, rng) for b, s in ((1, 24), (5, 64), (37, 29))]
 
 
+def _encoder_parity(module, session, seed: int, variant: str):  # type: ignore[no-untyped-def]
+    """The encoder graph vs PyTorch on probes of unseen batch sizes and lengths, at the variant's tolerance."""
+    probes = _encoder_probes(np.random.default_rng(seed))
+    return graph_parity("encoder", module, session, probes, ENCODER_OUTPUT_NAMES, TOLERANCES[variant])
+
+
 def test_exported_graphs_declare_the_manifest_signature(graphs) -> None:
     assert graph_problems(cpu_session(graphs["encoder"]), encoder_spec(REL_DIM, K)) == []
     assert graph_problems(cpu_session(graphs["head"]), head_spec(REL_DIM, K, HIST)) == []
 
 
 def test_encoder_parity_at_unseen_batch_sizes_and_lengths(modules, graphs) -> None:
-    checks = graph_parity(
-        "encoder",
-        modules[0],
-        cpu_session(graphs["encoder"]),
-        _encoder_probes(np.random.default_rng(1)),
-        ENCODER_OUTPUT_NAMES,
-        TOLERANCES["fp32"],
-    )
+    checks = _encoder_parity(modules[0], cpu_session(graphs["encoder"]), 1, "fp32")
     assert {c.shape for c in checks} == {(1, 24), (5, 64), (37, 29)}
     assert failures(checks) == []
     assert worst(checks, lambda c: c.output == "p_rel_level") <= 1e-4
@@ -116,14 +115,7 @@ def test_variants_keep_the_signature_and_stay_within_their_tolerance(
     path = make_variant("encoder", graphs["encoder"], tmp_path / f"e_{variant}.onnx", variant)  # type: ignore[arg-type]
     session = cpu_session(path)
     assert graph_problems(session, encoder_spec(REL_DIM, K)) == []
-    checks = graph_parity(
-        "encoder",
-        modules[0],
-        session,
-        _encoder_probes(np.random.default_rng(4)),
-        ENCODER_OUTPUT_NAMES,
-        TOLERANCES[variant],
-    )
+    checks = _encoder_parity(modules[0], session, 4, variant)
     assert failures(checks) == []
 
 
@@ -136,14 +128,7 @@ def test_dynamo_exporter_produces_an_equivalent_graph(modules, tmp_path) -> None
     )
     session = cpu_session(path)
     assert graph_problems(session, spec) == []
-    checks = graph_parity(
-        "encoder",
-        enc,
-        session,
-        _encoder_probes(np.random.default_rng(6)),
-        ENCODER_OUTPUT_NAMES,
-        TOLERANCES["fp32"],
-    )
+    checks = _encoder_parity(enc, session, 6, "fp32")
     assert failures(checks) == []
 
 
@@ -168,12 +153,5 @@ def test_fp16_encoder_on_cuda_stays_within_tolerance(modules, graphs, tmp_path) 
     path = make_variant("encoder", graphs["encoder"], tmp_path / "e16.onnx", "fp16")
     session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
     assert session.get_providers()[0] == "CUDAExecutionProvider"
-    checks = graph_parity(
-        "encoder",
-        modules[0],
-        session,
-        _encoder_probes(np.random.default_rng(8)),
-        ENCODER_OUTPUT_NAMES,
-        TOLERANCES["fp16"],
-    )
+    checks = _encoder_parity(modules[0], session, 8, "fp16")
     assert failures(checks) == []
