@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPIN_SETTLE_S = 0.02  # idle ORT threads spin after a run; let them stop before the other side runs
 sys.path.insert(0, str(ROOT))
 
+from loadtest.checks import parse_server_timing  # noqa: E402
 from service.ort_scorer import OrtScorer  # noqa: E402
 from service.pipeline import encode_by_bucket  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -131,7 +132,7 @@ def raw_ort(raw: RawRunner, payloads: Payloads, iterations: int) -> dict:
 async def paired_overhead(raw: RawRunner, payloads: Payloads, host: str, port: int, pairs: int) -> dict:
     """Concurrency 1, raw run and service request interleaved, so machine-load drift hits both alike."""
     conn = Connection(host, port)
-    diffs, services, raws = [], [], []
+    diffs, services, raws, stages = [], [], [], []
     for i in range(pairs):
         set_id = i % len(payloads.sets)
         _, ort_s = raw.one(payloads.query(), payloads.titles[set_id])
@@ -141,6 +142,7 @@ async def paired_overhead(raw: RawRunner, payloads: Payloads, host: str, port: i
         service_s = time.perf_counter() - t0
         await asyncio.sleep(SPIN_SETTLE_S)
         diffs.append(service_s - ort_s)
+        stages.append(conn.server_timing)
         services.append(service_s)
         raws.append(ort_s)
     ms = lambda xs: round(float(np.median(xs)) * 1000, 2)  # noqa: E731
@@ -149,6 +151,11 @@ async def paired_overhead(raw: RawRunner, payloads: Payloads, host: str, port: i
         "service_p50_ms": ms(services),
         "ort_p50_ms": ms(raws),
         "overhead_p50_ms": ms(diffs),
+        # where the service's time goes (server side); client latency - total = HTTP + JSON on both ends
+        "server_stage_p50_ms": {k: round(float(np.median([t[k] for t in stages])), 2) for k in stages[0]},
+        "client_minus_server_total_p50_ms": ms(
+            [s - t["total"] / 1000 for s, t in zip(services, stages, strict=True)]
+        ),
     }
 
 
@@ -159,6 +166,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.server_timing: dict[str, float] = {}  # the last answer's Server-Timing stages (ms)
 
     async def post(self, path: str, body: bytes) -> int:
         if self.writer is None:
@@ -175,6 +183,8 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.lower() == b"content-length":
                 length = int(value)
+            elif name.lower() == b"server-timing":
+                self.server_timing = parse_server_timing(value.decode())
         await self.reader.readexactly(length)
         return status
 
