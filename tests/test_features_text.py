@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,16 @@ import pytest
 
 from features.normalize import normalize_query
 from features.text import TextEncoder
-from features.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer, save_tokenizer, train_wordpiece
+from features.tokenizer import (
+    CLS_ID,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+    learn_wordpiece_vocab,
+    load_tokenizer,
+    save_tokenizer,
+    train_wordpiece,
+)
 
 CORPUS = [
     "Simpson Strong-Tie 12-Gauge Angle",
@@ -107,3 +117,31 @@ def test_empty_candidate_list_gives_empty_arrays(tokenizer) -> None:
 def test_buckets_must_end_at_max_len(tokenizer) -> None:
     with pytest.raises(ValueError, match="must end at max_len"):
         TextEncoder(tokenizer, max_len=64, buckets=(16, 32))
+
+
+def test_training_the_same_corpus_twice_gives_the_same_vocabulary() -> None:
+    """tokenizers' own WordPieceTrainer breaks ties in hash-map order (a different vocabulary per run)."""
+    corpus = [*CORPUS, "Deck Screw 2 in. Steel", "Deck Board 8 ft. Cedar", "Screw Hook Brass"] * 3
+    first, second = train_wordpiece(corpus, 120), train_wordpiece(list(reversed(corpus)), 120)
+    assert first.get_vocab() == second.get_vocab()
+
+
+def test_merges_follow_pair_frequency_and_stop_at_min_frequency() -> None:
+    counts = Counter({"deck": 5, "desk": 2, "dog": 1})
+    vocab = learn_wordpiece_vocab(counts, vocab_size=100, min_frequency=2)
+    chars = ["d", "##e", "##c", "##k", "##s", "##o", "##g"]
+    assert vocab[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS and set(chars) <= set(vocab)
+    # (d, ##e) occurs 7 times: the first merge; "deck" (5) is built next; "desk" (2) too; "dog" (1) never.
+    learnt = vocab[len(SPECIAL_TOKENS) + len(chars) :]
+    assert learnt[0] == "de" and "deck" in learnt and "desk" in learnt
+    assert not any(token.startswith("do") for token in vocab)
+    assert (
+        learn_wordpiece_vocab(counts, vocab_size=len(SPECIAL_TOKENS) + len(chars) + 1, min_frequency=1)[-1]
+        == "de"
+    )
+
+
+def test_trained_tokenizer_lowercases_and_splits_an_unseen_word_into_learnt_pieces() -> None:
+    tok = train_wordpiece(["deck decks king"] * 4, 100, 1)
+    assert tok.encode("DECKS").tokens == ["decks"]
+    assert tok.encode("decking").tokens == ["deck", "##ing"]  # "##ing" learnt inside "king"
