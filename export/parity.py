@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -21,26 +21,45 @@ from features.graph_check import GraphSession
 PROBABILITY_OUTPUTS = frozenset({"p_ctr_given_level", "p_level", "score", "p_rel_level"})
 
 
+Statistic = Literal["max", "mean"]
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """``prob``: absolute, on probabilities; ``unbounded``: relative to (1 + max |reference|)."""
+    """``prob``: absolute, on probabilities; ``unbounded``: relative to (1 + max |reference|).
+
+    ``statistic`` says what is bounded: the largest absolute difference of any element (``max``, the fp32
+    contract) or the mean absolute difference (``mean``, for lossy variants; see ``TOLERANCES``).
+    """
 
     prob: float
     unbounded: float
+    statistic: Statistic = "max"
 
     def __str__(self) -> str:
-        return f"{self.prob:g} on probabilities, {self.unbounded:g} relative elsewhere"
+        return (
+            f"{self.statistic} abs diff {self.prob:g} on probabilities, {self.unbounded:g} relative elsewhere"
+        )
+
+    def measure(self, diff: np.ndarray) -> float:
+        """The bounded statistic of an array of absolute differences (0.0 when empty)."""
+        if not diff.size:
+            return 0.0
+        return float(np.max(diff) if self.statistic == "max" else np.mean(diff))
 
 
-# fp32 is the contract (1e-4). The int8/fp16 bounds only catch a broken conversion: on trained tiny models,
-# random probe tokens moved int8 probabilities by up to 0.04 and single rel_vec elements by up to 0.56
-# (activation outliers under per-tensor dynamic quantisation; real test pairs move p_level by <= 0.03),
-# and fp16 moved probabilities by ~1e-3 and rel_vec by 0.8-3 %. Whether a variant is good enough is judged
-# on the test metrics (export.evaluate: AUC / relevance NDCG deltas), not element-wise here.
+# fp32 is the contract: every element within 1e-4. The lossy variants bound the *mean* deviation, which
+# catches a broken conversion (wrong scales, a mis-cast input: every row moves) but not the heavy tail
+# that per-tensor dynamic int8 quantisation legitimately has. Measured on 31 quick-fit tiny models (real
+# test pairs): the largest single p_level change was 0.02-0.68 (median 0.08; a row near a level boundary
+# whose batch holds an activation outlier), while argmax agreement stayed >= 99.6 %; a max bound of 0.15
+# failed 1 export in 3 at random. fp16 moves probabilities by ~1e-3. Whether a variant is good enough is
+# judged on the test metrics (export.evaluate: AUC / relevance NDCG drops), not element-wise here; the
+# max is still recorded in the manifest.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(1e-4, 1e-4),
-    "fp16": Tolerance(1e-2, 5e-2),
-    "int8": Tolerance(0.15, 1.0),
+    "fp16": Tolerance(2e-3, 1e-2, "mean"),
+    "int8": Tolerance(0.05, 0.25, "mean"),
 }
 
 
@@ -59,13 +78,22 @@ class ParityCheck:
     output: str
     max_abs_diff: float
     limit: float
+    statistic: Statistic = "max"
+    value: float | None = None  # the bounded statistic; None when it is the max
+
+    @property
+    def measured(self) -> float:
+        return self.max_abs_diff if self.value is None else self.value
 
     @property
     def ok(self) -> bool:
-        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.limit
+        return bool(np.isfinite(self.measured)) and self.measured <= self.limit
 
     def describe(self) -> str:
-        return f"{self.graph} {self.output} at shape {self.shape}: max diff {self.max_abs_diff:.3g} > {self.limit:.3g}"
+        return (
+            f"{self.graph} {self.output} at shape {self.shape}: {self.statistic} abs diff "
+            f"{self.measured:.3g} > {self.limit:.3g}"
+        )
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -101,12 +129,14 @@ def compare_outputs(
                 ParityCheck(graph, shape, f"{name} (shape {actual.shape} != {expected.shape})", np.inf, 0.0)
             )
             continue
-        diff = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+        diff = np.abs(actual - expected)
         if name in PROBABILITY_OUTPUTS:
             limit = tolerance.prob
         else:
             limit = tolerance.unbounded * (1.0 + float(np.max(np.abs(expected), initial=0.0)))
-        checks.append(ParityCheck(graph, shape, name, diff, limit))
+        largest = float(np.max(diff)) if diff.size else 0.0
+        value = None if tolerance.statistic == "max" else tolerance.measure(diff)
+        checks.append(ParityCheck(graph, shape, name, largest, limit, tolerance.statistic, value))
     return checks
 
 

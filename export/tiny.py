@@ -1,6 +1,7 @@
 """The tiny bundle: a small model really trained for seconds on a data directory, for tests and ``make run``.
 
-This is a *quick fit*, not the paper's pipeline (no distillation, no debias, no semantic consistency
+This is a *quick fit*, deterministic for a given data directory (seeded torch, a deterministic tokenizer),
+not the paper's pipeline (no distillation, no debias, no semantic consistency
 beyond stage 1): (1) a WordPiece tokenizer on the catalogue titles and train-split queries, (2) stage 1:
 the 2-layer d64 encoder learns the human relevance levels of train-split pairs (cross-entropy), (3) stage 2:
 with the encoder frozen, the head learns test-free clicks of the last training days (BCE on the fused
