@@ -45,11 +45,11 @@ def id_matrix(
     buckets: dict[str, int],
 ) -> np.ndarray:
     """``(N, 5)`` int64 id features; ids are hashed as strings, queries must already be normalised."""
-    as_str = lambda xs: np.asarray([str(x) for x in xs], dtype=object)  # noqa: E731
+    as_str = lambda xs: [str(x) for x in (xs.tolist() if isinstance(xs, np.ndarray) else xs)]  # noqa: E731
     cols = [
         hash_buckets(as_str(user_ids), buckets["user"]),
         hash_buckets(as_str(item_ids), buckets["item"]),
-        hash_buckets(np.asarray(queries_norm, dtype=object), buckets["query"]),
+        hash_buckets(queries_norm, buckets["query"]),
         np.clip(np.asarray(price_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
         np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
     ]
