@@ -1,21 +1,25 @@
 """Micro-batcher for one graph: per-item futures, a row budget plus a max wait, length-bucketed batches.
 
 Requests submit named arrays (already tokenised) with a key (the length bucket for the encoder, None for
-the head) and a deadline. One loop task per graph forms batches of items with the same key, oldest first,
-up to ``max_rows``; waits at most ``max_wait_ms`` for a batch to fill; drops items whose deadline passed
-or whose waiter was cancelled (timeout, client gone) *before* inference; runs prepare -> run -> finish in
-a worker thread (ONNX Runtime releases the GIL, so the event loop keeps serving). A batch that raises
-fails every waiter in it. The queue is bounded in rows; the measured per-row cost (EWMA) and the rows
-queued ahead feed admission control.
+the head) and a deadline, and await a future per part. One worker thread per graph forms batches of items
+with the same key, oldest first, up to ``max_rows``; waits at most ``max_wait_ms`` for a batch to fill;
+drops items whose deadline passed or whose waiter was cancelled (timeout, client gone) *before*
+inference; runs prepare -> run -> finish (ONNX Runtime releases the GIL) and hands the outputs back to
+the event loop. The worker takes the next batch itself, as soon as the previous one ends: a busy event
+loop (parsing and answering other requests) never leaves the accelerator idle between batches, and the
+length-bucket batches of one request run back to back. A batch that raises fails every waiter in it.
+The queue is bounded in rows; the measured per-row cost (EWMA) and the rows queued ahead feed admission
+control.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,10 +44,20 @@ class _Work:
     feeds: Feeds
     rows: int
     key: int | None
-    deadline: float  # loop.time()
+    deadline: float  # time.perf_counter() clock
     future: asyncio.Future[BatchResult]
     enqueued: float = field(default_factory=time.perf_counter)
-    settled: bool = False  # taken into a batch, or dropped: no longer counted in the queue
+    settled: bool = False  # taken into a batch, or dropped: no longer counted in the queue (under the lock)
+
+
+def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseException) -> None:
+    """On the event loop: settle ``future`` unless its waiter already gave up."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 class MicroBatcher:
@@ -63,9 +77,11 @@ class MicroBatcher:
         self._batch_rows = float(cfg.max_rows)
         self.queued_rows = 0
         self._queue: deque[_Work] = deque()
-        self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prectr-{self.name}")
-        self._task: asyncio.Task[None] | None = None
+        self._cond = threading.Condition()  # guards the queue, queued_rows, settled flags and _stopping
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exited: asyncio.Future[None] | None = None
+        self._in_flight: list[_Work] = []
         self._running_until = 0.0  # predicted perf_counter() end of the batch in flight
         self._stopping = False
 
@@ -86,7 +102,7 @@ class MicroBatcher:
 
     @property
     def accepting(self) -> bool:
-        return self._task is not None and not self._task.done() and not self._stopping
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     def record_batch(self, seconds: float, rows: int) -> None:
         self._batch_s += self.alpha * (seconds - self._batch_s)
@@ -95,37 +111,44 @@ class MicroBatcher:
     def has_room(self, rows: int) -> bool:
         return self.queued_rows + rows <= self.cfg.max_queue_rows
 
-    # ---- request side -----------------------------------------------------------------------------
+    # ---- request side (event loop) ----------------------------------------------------------------
     async def submit(self, feeds: Feeds, rows: int, key: int | None, deadline: float) -> BatchResult:
-        """Queue ``rows`` rows and wait for their outputs; parts above ``max_rows`` are split."""
-        if not self.accepting:
-            raise Draining(f"the {self.name} batcher is stopped")
-        if not self.has_room(rows):
-            raise Overloaded(
-                f"{self.name} queue is full ({self.queued_rows} rows waiting)",
-                reason="queue_full",
-                retry_after_s=self.predicted_wait_s(0),
-            )
+        """Queue ``rows`` rows and wait for their outputs; parts above ``max_rows`` are split.
+
+        ``deadline`` is in event-loop time (``loop.time()``).
+        """
         loop = asyncio.get_running_loop()
+        deadline_pc = time.perf_counter() + (deadline - loop.time())
         step = self.cfg.max_rows
         works = [
             _Work(
                 {k: v[i : i + step] for k, v in feeds.items()},
                 min(step, rows - i),
                 key,
-                deadline,
+                deadline_pc,
                 loop.create_future(),
             )
             for i in range(0, rows, step)
         ]
-        self._queue.extend(works)
-        self.queued_rows += rows
-        self._wakeup.set()
+        with self._cond:
+            if not self.accepting:
+                raise Draining(f"the {self.name} batcher is stopped")
+            if not self.has_room(rows):
+                raise Overloaded(
+                    f"{self.name} queue is full ({self.queued_rows} rows waiting)",
+                    reason="queue_full",
+                    retry_after_s=self.predicted_wait_s(0),
+                )
+            self._queue.extend(works)
+            self.queued_rows += rows
+            self._cond.notify()
         try:
             results = await asyncio.gather(*(w.future for w in works))
         except BaseException:
-            for w in works:  # cancelled or failed: what is still queued must not run
-                self._settle(w)
+            with self._cond:  # cancelled or failed: what is still queued must not run
+                for w in works:
+                    self._settle(w)
+            for w in works:
                 if not w.future.done():
                     w.future.cancel()
                 elif not w.future.cancelled():
@@ -137,66 +160,97 @@ class MicroBatcher:
         return BatchResult(outputs, max(r.queue_s for r in results), sum(r.run_s for r in results))
 
     def _settle(self, work: _Work) -> None:
+        """Take ``work`` out of the queue count (caller holds the lock)."""
         if not work.settled:
             work.settled = True
             self.queued_rows -= work.rows
 
-    # ---- loop side --------------------------------------------------------------------------------
+    # ---- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run_forever(), name=f"batcher-{self.name}")
+        """Start the worker thread; call from the event loop that will submit."""
+        self._loop = asyncio.get_running_loop()
+        self._exited = self._loop.create_future()
+        self._thread = threading.Thread(target=self._worker, name=f"prectr-{self.name}", daemon=True)
+        self._thread.start()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the batch in flight (bounded), then fail whatever is still queued with :class:`Draining`."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task is not None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._exited is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+                await asyncio.wait_for(asyncio.shield(self._exited), timeout_s)
             except TimeoutError:
                 log.warning("%s batcher: the batch in flight did not finish in %.1f s", self.name, timeout_s)
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
-        while self._queue:
-            work = self._queue.popleft()
-            self._settle(work)
-            if not work.future.done():
-                work.future.set_exception(Draining("the service is shutting down"))
-        self._executor.shutdown(wait=False)
+        with self._cond:
+            stranded = [*self._in_flight, *self._queue]  # in flight only when the batch hung
+            self._queue.clear()
+            for work in stranded:
+                self._settle(work)
+        for work in stranded:
+            _resolve(work.future, Draining("the service is shutting down"))
 
-    async def _run_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            await self._wait_to_fill()
-            batch = self._take_batch(loop.time())
+    # ---- worker thread ------------------------------------------------------------------------------
+    def _worker(self) -> None:
+        try:
+            while (batch := self._next_batch()) is not None:
+                if batch:
+                    self._run_batch(batch)
+        finally:
+            self._post(self._mark_exited)
+
+    def _mark_exited(self) -> None:
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def _post(self, callback) -> None:  # type: ignore[no-untyped-def]
+        """Run ``callback`` on the event loop (quietly skipped when the loop is already closed)."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback)
+
+    def _next_batch(self) -> list[_Work] | None:
+        """Block until there is work (None once stopping); wait up to ``max_wait_ms`` for a full batch."""
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            wait_until = self._queue[0].enqueued + self.cfg.max_wait_ms / 1000.0
+            while (
+                self.queued_rows < self.cfg.max_rows
+                and not self._stopping
+                and (left := wait_until - time.perf_counter()) > 0
+            ):
+                self._cond.wait(timeout=left)
+            if self._stopping:
+                return None
+            batch, expired = self._take_batch(time.perf_counter())
+            self._in_flight = batch
             if batch:
-                await self._run_batch(batch, loop)
+                self._running_until = time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
+        for work in expired:
+            self._post(
+                lambda f=work.future: _resolve(f, DeadlineExceeded("the deadline passed while queued"))
+            )
+        return batch
 
-    async def _wait_to_fill(self) -> None:
-        """Give a partial batch up to ``max_wait_ms`` (from its oldest row) to reach ``max_rows``."""
-        wait_until = self._queue[0].enqueued + self.cfg.max_wait_ms / 1000.0
-        while self.queued_rows < self.cfg.max_rows and (left := wait_until - time.perf_counter()) > 0:
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=left)
-            except TimeoutError:
-                return
+    def _take_batch(self, now: float) -> tuple[list[_Work], list[_Work]]:
+        """Oldest live item first, then later items with the same key, within ``max_rows`` (lock held).
 
-    def _take_batch(self, now: float) -> list[_Work]:
-        """Oldest live item first, then later items with the same key, within ``max_rows``."""
+        Returns the batch and the items dropped because their deadline passed.
+        """
         batch: list[_Work] = []
+        expired: list[_Work] = []
         rows, key, keep = 0, None, deque[_Work]()
         while self._queue:
             work = self._queue.popleft()
-            if work.settled or work.future.done():
-                self._settle(work)
+            if work.settled:
                 continue
             if work.deadline <= now:  # its request cannot use the answer: never run it
                 self._settle(work)
-                work.future.set_exception(DeadlineExceeded("the deadline passed while queued"))
+                expired.append(work)
                 continue
             if not batch:
                 key = work.key
@@ -207,39 +261,40 @@ class MicroBatcher:
             else:
                 keep.append(work)
         self._queue = keep
-        return batch
+        return batch, expired
 
-    async def _run_batch(self, batch: list[_Work], loop: asyncio.AbstractEventLoop) -> None:
+    def _run_batch(self, batch: list[_Work]) -> None:
         rows = sum(w.rows for w in batch)
         start = time.perf_counter()
-        self._running_until = start + rows * self.row_cost_s
         try:
-            outputs = await loop.run_in_executor(self._executor, self._infer, batch)
-        except asyncio.CancelledError:  # stop() gave up on this batch: its waiters must not hang
-            for work in batch:
-                if not work.future.done():
-                    work.future.set_exception(Draining("the service is shutting down"))
-            raise
+            outputs = self._infer(batch)
         except Exception as exc:
             log.error("%s batch of %d rows (%d requests) failed", self.name, rows, len(batch), exc_info=exc)
-            for work in batch:
-                if not work.future.done():
-                    work.future.set_exception(
-                        BatchFailed(
-                            f"{self.name} inference failed for the batch holding "
-                            "this request; it is safe to retry"
-                        )
-                    )
+            failed = [
+                (
+                    w.future,
+                    BatchFailed(
+                        f"{self.name} inference failed for the batch holding this request; it is safe to retry"
+                    ),
+                )
+                for w in batch
+            ]
+            self._post(lambda: [_resolve(f, e) for f, e in failed])
             return
         finally:
-            self._running_until = 0.0
+            with self._cond:
+                self._running_until = 0.0
+                self._in_flight = []
         run_s = time.perf_counter() - start
-        self.record_batch(run_s, rows)
+        with self._cond:
+            self.record_batch(run_s, rows)
         if self.metrics is not None:
             self.metrics.batch_rows.labels(self.name).observe(rows)
-        for work, out in zip(batch, outputs, strict=True):
-            if not work.future.done():
-                work.future.set_result(BatchResult(out, start - work.enqueued, run_s))
+        done = [
+            (w.future, BatchResult(out, start - w.enqueued, run_s))
+            for w, out in zip(batch, outputs, strict=True)
+        ]
+        self._post(lambda: [_resolve(f, r) for f, r in done])
 
     def _infer(self, batch: list[_Work]) -> list[Feeds]:
         feeds = self.runner.prepare([w.feeds for w in batch], batch[0].key)

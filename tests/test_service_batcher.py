@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -197,3 +198,22 @@ async def test_stop_gives_up_on_a_hung_batch_without_hanging_its_waiters() -> No
     with pytest.raises(Draining):
         await running
     graph.gate.set()
+
+
+async def test_the_worker_runs_queued_batches_back_to_back_while_the_event_loop_is_busy() -> None:
+    """The next batch starts in the worker thread: a loop busy answering other requests leaves no gap."""
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4)
+    graph.gate.clear()
+    parts = [
+        asyncio.ensure_future(batcher.submit(rows([k], w), 1, w, far()))
+        for k, w in ((1, 16), (2, 24), (3, 32))
+    ]
+    await until(lambda: graph.entered == 1 and batcher.queued_rows == 2)
+    graph.gate.set()
+    time.sleep(0.2)  # the event loop is blocked: nothing on it can start a batch
+    assert graph.entered == 3 and batcher.queued_rows == 0
+    results = await asyncio.gather(*parts)
+    await batcher.stop()
+    assert [r.outputs["out"].tolist() for r in results] == [[2.0], [4.0], [6.0]]
+    assert graph.shapes == [(1, 16), (1, 24), (1, 32)]
