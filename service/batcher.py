@@ -5,9 +5,11 @@ the head) and a deadline, and await a future per part. One worker thread per gra
 with the same key, oldest first, up to ``max_rows``; waits at most ``max_wait_ms`` for a batch to fill;
 drops items whose deadline passed or whose waiter was cancelled (timeout, client gone) *before*
 inference; runs prepare -> run -> finish (ONNX Runtime releases the GIL) and hands the outputs back to
-the event loop. The worker takes the next batch itself, as soon as the previous one ends: a busy event
-loop (parsing and answering other requests) never leaves the accelerator idle between batches, and the
-length-bucket batches of one request run back to back. A batch that raises fails every waiter in it.
+the event loop. A worker takes its next batch itself, as soon as the previous one ends: a busy event loop
+(parsing and answering other requests) never leaves the accelerator idle between batches. With
+``workers`` > 1 batches run side by side (on a CPU, single-threaded ORT runs in parallel beat one run
+using every core: the length-bucket batches of one request are small, and intra-op threads synchronise
+after every op). A batch that raises fails every waiter in it.
 The queue is bounded in rows; the measured per-row cost (EWMA) and the rows queued ahead feed admission
 control.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -50,6 +53,12 @@ class _Work:
     settled: bool = False  # taken into a batch, or dropped: no longer counted in the queue (under the lock)
 
 
+def default_workers() -> int:
+    """One worker per CPU core the process may use, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
+
+
 def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseException) -> None:
     """On the event loop: settle ``future`` unless its waiter already gave up."""
     if future.done():
@@ -71,6 +80,7 @@ class MicroBatcher:
     ) -> None:
         self.runner, self.cfg, self.alpha, self.metrics = runner, cfg, alpha, metrics
         self.name = runner.name
+        self.workers = cfg.workers or default_workers()
         # Per-row cost = EWMA(batch seconds) / EWMA(batch rows): weighted by batch size, so a 3-row tail
         # batch (mostly fixed overhead) cannot make the whole queue look expensive.
         self._batch_s = max(row_cost_s, 1e-7) * cfg.max_rows
@@ -78,31 +88,34 @@ class MicroBatcher:
         self.queued_rows = 0
         self._queue: deque[_Work] = deque()
         self._cond = threading.Condition()  # guards the queue, queued_rows, settled flags and _stopping
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exited: asyncio.Future[None] | None = None
-        self._in_flight: list[_Work] = []
-        self._running_until = 0.0  # predicted perf_counter() end of the batch in flight
+        self._live_workers = 0
+        self._in_flight: dict[int, list[_Work]] = {}  # worker -> the batch it runs
+        self._running_until: dict[int, float] = {}  # worker -> predicted perf_counter() end of its batch
         self._stopping = False
 
     # ---- admission inputs -------------------------------------------------------------------------
     @property
     def row_cost_s(self) -> float:
+        """Measured seconds per row of one worker (batches run ``cfg.workers`` at a time)."""
         return self._batch_s / self._batch_rows
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing running: a prediction has no queue to be wrong about."""
-        return self.queued_rows == 0 and self._running_until == 0.0
+        return self.queued_rows == 0 and not self._running_until
 
     def predicted_wait_s(self, rows: int) -> float:
-        """Time until ``rows`` more rows would be done: the batch in flight, the queue ahead, them."""
-        in_flight = max(0.0, self._running_until - time.perf_counter())
-        return in_flight + (self.queued_rows + rows) * self.row_cost_s
+        """Time until ``rows`` more rows would be done: the batches in flight, the queue ahead, them."""
+        now = time.perf_counter()
+        in_flight = min((max(0.0, t - now) for t in list(self._running_until.values())), default=0.0)
+        return in_flight + (self.queued_rows + rows) * self.row_cost_s / self.workers
 
     @property
     def accepting(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stopping
+        return any(t.is_alive() for t in self._threads) and not self._stopping
 
     def record_batch(self, seconds: float, rows: int) -> None:
         self._batch_s += self.alpha * (seconds - self._batch_s)
@@ -167,11 +180,16 @@ class MicroBatcher:
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker thread; call from the event loop that will submit."""
+        """Start the worker threads; call from the event loop that will submit."""
         self._loop = asyncio.get_running_loop()
         self._exited = self._loop.create_future()
-        self._thread = threading.Thread(target=self._worker, name=f"prectr-{self.name}", daemon=True)
-        self._thread.start()
+        self._live_workers = self.workers
+        self._threads = [
+            threading.Thread(target=self._worker, args=(i,), name=f"prectr-{self.name}-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the batch in flight (bounded), then fail whatever is still queued with :class:`Draining`."""
@@ -184,7 +202,8 @@ class MicroBatcher:
             except TimeoutError:
                 log.warning("%s batcher: the batch in flight did not finish in %.1f s", self.name, timeout_s)
         with self._cond:
-            stranded = [*self._in_flight, *self._queue]  # in flight only when the batch hung
+            # in flight only when a batch hung
+            stranded = [*(w for batch in self._in_flight.values() for w in batch), *self._queue]
             self._queue.clear()
             for work in stranded:
                 self._settle(work)
@@ -192,16 +211,18 @@ class MicroBatcher:
             _resolve(work.future, Draining("the service is shutting down"))
 
     # ---- worker thread ------------------------------------------------------------------------------
-    def _worker(self) -> None:
+    def _worker(self, worker: int) -> None:
         try:
-            while (batch := self._next_batch()) is not None:
+            while (batch := self._next_batch(worker)) is not None:
                 if batch:
-                    self._run_batch(batch)
+                    self._run_batch(worker, batch)
         finally:
             self._post(self._mark_exited)
 
     def _mark_exited(self) -> None:
-        if self._exited is not None and not self._exited.done():
+        """On the loop, once per worker: ``stop`` waits for the last one."""
+        self._live_workers -= 1
+        if self._live_workers <= 0 and self._exited is not None and not self._exited.done():
             self._exited.set_result(None)
 
     def _post(self, callback) -> None:  # type: ignore[no-untyped-def]
@@ -210,7 +231,7 @@ class MicroBatcher:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(callback)
 
-    def _next_batch(self) -> list[_Work] | None:
+    def _next_batch(self, worker: int) -> list[_Work] | None:
         """Block until there is work (None once stopping); wait up to ``max_wait_ms`` for a full batch."""
         with self._cond:
             while not self._queue and not self._stopping:
@@ -227,9 +248,11 @@ class MicroBatcher:
             if self._stopping:
                 return None
             batch, expired = self._take_batch(time.perf_counter())
-            self._in_flight = batch
             if batch:
-                self._running_until = time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
+                self._in_flight[worker] = batch
+                self._running_until[worker] = (
+                    time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
+                )
         for work in expired:
             self._post(
                 lambda f=work.future: _resolve(f, DeadlineExceeded("the deadline passed while queued"))
@@ -263,7 +286,7 @@ class MicroBatcher:
         self._queue = keep
         return batch, expired
 
-    def _run_batch(self, batch: list[_Work]) -> None:
+    def _run_batch(self, worker: int, batch: list[_Work]) -> None:
         rows = sum(w.rows for w in batch)
         start = time.perf_counter()
         try:
@@ -283,8 +306,8 @@ class MicroBatcher:
             return
         finally:
             with self._cond:
-                self._running_until = 0.0
-                self._in_flight = []
+                self._running_until.pop(worker, None)
+                self._in_flight.pop(worker, None)
         run_s = time.perf_counter() - start
         with self._cond:
             self.record_batch(run_s, rows)

@@ -42,10 +42,14 @@ def rows(values: Sequence[int], width: int) -> Feeds:
     return {"input_ids": ids}
 
 
-async def started(graph: EchoGraph, max_rows: int = 8, max_queue_rows: int = 64, max_wait_ms: float = 0.0):  # type: ignore[no-untyped-def]
+async def started(  # type: ignore[no-untyped-def]
+    graph: EchoGraph, max_rows: int = 8, max_queue_rows: int = 64, max_wait_ms: float = 0.0, workers: int = 1
+):
     batcher = MicroBatcher(
         graph,
-        GraphBatching(max_rows=max_rows, max_queue_rows=max_queue_rows, max_wait_ms=max_wait_ms),
+        GraphBatching(
+            max_rows=max_rows, max_queue_rows=max_queue_rows, max_wait_ms=max_wait_ms, workers=workers
+        ),
         row_cost_s=1e-4,
     )
     batcher.start()
@@ -217,3 +221,20 @@ async def test_the_worker_runs_queued_batches_back_to_back_while_the_event_loop_
     await batcher.stop()
     assert [r.outputs["out"].tolist() for r in results] == [[2.0], [4.0], [6.0]]
     assert graph.shapes == [(1, 16), (1, 24), (1, 32)]
+
+
+async def test_two_workers_run_two_batches_side_by_side_and_predict_half_the_wait() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4, workers=2)
+    graph.gate.clear()
+    parts = [
+        asyncio.ensure_future(batcher.submit(rows([k] * 4, w), 4, w, far())) for k, w in ((1, 16), (2, 32))
+    ]
+    await until(lambda: graph.entered == 2)  # both batches in flight while the gate is closed
+    assert batcher.queued_rows == 0 and not batcher.idle
+    graph.gate.set()
+    results = await asyncio.gather(*parts)
+    assert [r.outputs["out"].tolist() for r in results] == [[2.0] * 4, [4.0] * 4]
+    assert batcher.predicted_wait_s(10) == pytest.approx(10 * batcher.row_cost_s / 2, rel=0.01)
+    await batcher.stop()
+    assert not batcher.accepting

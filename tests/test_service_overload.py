@@ -14,7 +14,8 @@ from service.fake_scorer import FakeScorer
 from service.schemas import ScoreRequest
 from service.settings import Settings
 
-SMALL_QUEUE = {"encoder": {"max_rows": 4, "max_queue_rows": 8, "max_wait_ms": 0}}
+# One encoder worker: these tests hold the one batch in flight and reason about what queues behind it.
+SMALL_QUEUE = {"encoder": {"workers": 1, "max_rows": 4, "max_queue_rows": 8, "max_wait_ms": 0}}
 
 
 async def _until(predicate, attempts: int = 2000) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +46,9 @@ async def test_full_queue_is_429_with_retry_after_at_once() -> None:
 
 async def test_predicted_deadline_miss_is_429_before_any_inference() -> None:
     scorer = FakeScorer(row_cost_s=0.05)  # warm-up "measured" 50 ms per row
-    app = create_app(Settings(batching={"encoder": {"max_rows": 4}}), scorer=scorer, store=FakeStore())
+    app = create_app(
+        Settings(batching={"encoder": {"workers": 1, "max_rows": 4}}), scorer=scorer, store=FakeStore()
+    )
     async with running(app) as client:
         scorer.hold()
         blocker = asyncio.create_task(
@@ -77,7 +80,9 @@ async def test_an_idle_service_admits_even_when_its_cost_estimate_is_pessimistic
 async def test_deadline_passing_in_the_queue_is_504_and_its_rows_never_run() -> None:
     scorer = FakeScorer()
     app = create_app(
-        Settings(batching={"encoder": {"max_rows": 4, "max_wait_ms": 0}}), scorer=scorer, store=FakeStore()
+        Settings(batching={"encoder": {"workers": 1, "max_rows": 4, "max_wait_ms": 0}}),
+        scorer=scorer,
+        store=FakeStore(),
     )
     async with running(app) as client:
         scorer.hold()
@@ -98,7 +103,9 @@ async def test_deadline_passing_in_the_queue_is_504_and_its_rows_never_run() -> 
 async def test_disconnected_client_is_dropped_before_inference() -> None:
     scorer = FakeScorer()
     app = create_app(
-        Settings(batching={"encoder": {"max_rows": 4, "max_wait_ms": 0}}), scorer=scorer, store=FakeStore()
+        Settings(batching={"encoder": {"workers": 1, "max_rows": 4, "max_wait_ms": 0}}),
+        scorer=scorer,
+        store=FakeStore(),
     )
     service = app.state.service
     async with running(app) as client:
