@@ -1,7 +1,8 @@
 """Request limits from settings (422) and admission control (429) before any work is queued.
 
-Admission predicts the request's completion from the rows already queued ahead in each batcher times
-that batcher's measured per-row cost, plus its own rows; if that cannot finish inside the remaining
+Admission predicts the request's completion from the rows ahead of it in each batcher (queued, or held by
+requests admitted earlier that are still tokenising) times that batcher's measured per-row cost, plus its
+own rows; if that cannot finish inside the remaining
 budget, the request is refused at once with ``Retry-After`` (how long the queues need to drain), instead
 of queueing only to time out and take accelerator time from requests that could still make it.
 """

@@ -69,6 +69,20 @@ def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseExce
         future.set_result(result)
 
 
+class RowHold:
+    """Rows admitted for a batcher but not yet submitted; ``release`` (idempotent) when they are."""
+
+    __slots__ = ("_batcher", "_rows")
+
+    def __init__(self, batcher: MicroBatcher, rows: int) -> None:
+        self._batcher, self._rows = batcher, rows
+        batcher.pending_rows += rows
+
+    def release(self) -> None:
+        self._batcher.pending_rows -= self._rows
+        self._rows = 0
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -86,6 +100,7 @@ class MicroBatcher:
         self._batch_s = max(row_cost_s, 1e-7) * cfg.max_rows
         self._batch_rows = float(cfg.max_rows)
         self.queued_rows = 0
+        self.pending_rows = 0  # admitted, not yet submitted (still tokenising / in earlier stages); loop only
         self._queue: deque[_Work] = deque()
         self._cond = threading.Condition()  # guards the queue, queued_rows, settled flags and _stopping
         self._threads: list[threading.Thread] = []
@@ -105,13 +120,19 @@ class MicroBatcher:
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing running: a prediction has no queue to be wrong about."""
-        return self.queued_rows == 0 and not self._running_until
+        return self.queued_rows == 0 and self.pending_rows == 0 and not self._running_until
 
     def predicted_wait_s(self, rows: int) -> float:
-        """Time until ``rows`` more rows would be done: the batches in flight, the queue ahead, them."""
+        """Time until ``rows`` more rows would be done: the batches in flight, the rows ahead (queued, or
+        admitted and on their way), them."""
         now = time.perf_counter()
         in_flight = min((max(0.0, t - now) for t in list(self._running_until.values())), default=0.0)
-        return in_flight + (self.queued_rows + rows) * self.row_cost_s / self.workers
+        ahead = self.queued_rows + self.pending_rows
+        return in_flight + (ahead + rows) * self.row_cost_s / self.workers
+
+    def hold(self, rows: int) -> RowHold:
+        """Count ``rows`` an admitted request will submit as ahead of later requests until released."""
+        return RowHold(self, rows)
 
     @property
     def accepting(self) -> bool:

@@ -94,63 +94,77 @@ class ScoringPipeline:
         keys, cached = self._lookup_cache(info.version, query_norm, item_ids, titles, degraded)
         miss_idx = np.asarray([i for i, v in enumerate(cached) if v is None], dtype=np.int64)
         admit(rt, len(miss_idx), n, deadline, fixed_s=self.pref_deadline_s)
-        ms = {"features": time.perf_counter() - t0, "queue": 0.0, "encoder": 0.0}
-
-        prefs_task = asyncio.ensure_future(
-            lookup_with_backstop(self.store, req.query, req.user_id, self.pref_deadline_s)
-        )
+        # Until this request's rows reach the batchers, later requests' admission counts them as ahead.
+        enc_hold, head_hold = rt.encoder.hold(len(miss_idx)), rt.head.hold(n)
         try:
-            t_tok = time.perf_counter()
-            groups = (
-                await self._tokenise(rt, req.query, [titles[i] for i in miss_idx]) if len(miss_idx) else []
+            ms = {"features": time.perf_counter() - t0, "queue": 0.0, "encoder": 0.0}
+
+            prefs_task = asyncio.ensure_future(
+                lookup_with_backstop(self.store, req.query, req.user_id, self.pref_deadline_s)
             )
-            ms["features"] += time.perf_counter() - t_tok
-            prefs = await prefs_task
+            try:
+                t_tok = time.perf_counter()
+                groups = (
+                    await self._tokenise(rt, req.query, [titles[i] for i in miss_idx])
+                    if len(miss_idx)
+                    else []
+                )
+                ms["features"] += time.perf_counter() - t_tok
+                prefs = await prefs_task
+            finally:
+                prefs_task.cancel()  # no-op once done; stops the lookup if tokenisation failed or we were cancelled
+            self.metrics.pref_lookups.labels(
+                prefs.outcome if prefs.outcome in PREF_OUTCOMES else "error"
+            ).inc()
+            if prefs.degraded:
+                self.metrics.degraded.labels("preferences_unavailable").inc()
+                degraded.append("preferences_unavailable")
+
+            rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
+            rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
+            for i, v in enumerate(cached):
+                if v is not None:
+                    rel_vec[i], rel_logits[i] = v
+            enc_hold.release()
+            if groups:
+                t_enc = time.perf_counter()
+                results = await asyncio.gather(
+                    *(rt.encoder.submit(f, len(r), b, deadline) for b, r, f in groups)
+                )
+                ms["queue"] = max(r.queue_s for r in results)
+                ms["encoder"] = time.perf_counter() - t_enc - ms["queue"]
+                for (_, rows, _), res in zip(groups, results, strict=True):
+                    dest = miss_idx[rows]
+                    rel_vec[dest], rel_logits[dest] = res.outputs["rel_vec"], res.outputs["rel_logits"]
+                    if keys:
+                        self.cache.put_many(
+                            [keys[i] for i in dest], res.outputs["rel_vec"], res.outputs["rel_logits"]
+                        )
+
+            t_feeds = time.perf_counter()
+            feeds = self._head_feeds(rt, req, rel_vec, rel_logits, prefs, item_ids)
+            t_head = time.perf_counter()
+            head_hold.release()
+            head = await rt.head.submit(feeds, n, None, deadline)
+            t_fuse = time.perf_counter()
+            results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
+            done = time.perf_counter()
+            ms["features"] += (t_head - t_feeds) + (done - t_fuse)
+            ms |= {
+                "prefs": prefs.elapsed_ms / 1000,
+                "head": t_fuse - t_head - head.queue_s,
+                "total": done - started,
+            }
+            ms["queue"] += head.queue_s
+            body = {
+                "model_version": info.version,
+                "level_names": list(info.level_names),
+                "results": results_body,
+                "degraded": degraded,
+            }
         finally:
-            prefs_task.cancel()  # no-op once done; stops the lookup if tokenisation failed or we were cancelled
-        self.metrics.pref_lookups.labels(prefs.outcome if prefs.outcome in PREF_OUTCOMES else "error").inc()
-        if prefs.degraded:
-            self.metrics.degraded.labels("preferences_unavailable").inc()
-            degraded.append("preferences_unavailable")
-
-        rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
-        rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
-        for i, v in enumerate(cached):
-            if v is not None:
-                rel_vec[i], rel_logits[i] = v
-        if groups:
-            t_enc = time.perf_counter()
-            results = await asyncio.gather(*(rt.encoder.submit(f, len(r), b, deadline) for b, r, f in groups))
-            ms["queue"] = max(r.queue_s for r in results)
-            ms["encoder"] = time.perf_counter() - t_enc - ms["queue"]
-            for (_, rows, _), res in zip(groups, results, strict=True):
-                dest = miss_idx[rows]
-                rel_vec[dest], rel_logits[dest] = res.outputs["rel_vec"], res.outputs["rel_logits"]
-                if keys:
-                    self.cache.put_many(
-                        [keys[i] for i in dest], res.outputs["rel_vec"], res.outputs["rel_logits"]
-                    )
-
-        t_feeds = time.perf_counter()
-        feeds = self._head_feeds(rt, req, rel_vec, rel_logits, prefs, item_ids)
-        t_head = time.perf_counter()
-        head = await rt.head.submit(feeds, n, None, deadline)
-        t_fuse = time.perf_counter()
-        results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
-        done = time.perf_counter()
-        ms["features"] += (t_head - t_feeds) + (done - t_fuse)
-        ms |= {
-            "prefs": prefs.elapsed_ms / 1000,
-            "head": t_fuse - t_head - head.queue_s,
-            "total": done - started,
-        }
-        ms["queue"] += head.queue_s
-        body = {
-            "model_version": info.version,
-            "level_names": list(info.level_names),
-            "results": results_body,
-            "degraded": degraded,
-        }
+            enc_hold.release()
+            head_hold.release()
         order = ("features", "prefs", "queue", "encoder", "head", "total")
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded)
 

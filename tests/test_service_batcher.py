@@ -238,3 +238,16 @@ async def test_two_workers_run_two_batches_side_by_side_and_predict_half_the_wai
     assert batcher.predicted_wait_s(10) == pytest.approx(10 * batcher.row_cost_s / 2, rel=0.01)
     await batcher.stop()
     assert not batcher.accepting
+
+
+async def test_rows_held_by_admitted_requests_count_ahead_until_released() -> None:
+    """Admission sees a request that is still tokenising: its rows are ahead of later requests."""
+    batcher = await started(EchoGraph(), max_rows=8)
+    assert batcher.idle and batcher.predicted_wait_s(10) == pytest.approx(10 * batcher.row_cost_s)
+    hold = batcher.hold(30)
+    assert not batcher.idle
+    assert batcher.predicted_wait_s(10) == pytest.approx(40 * batcher.row_cost_s)
+    hold.release()
+    hold.release()  # idempotent: a finally after an early release does not double count
+    assert batcher.idle and batcher.pending_rows == 0
+    await batcher.stop()
