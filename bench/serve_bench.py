@@ -234,15 +234,25 @@ class Connection:
         self.server_timing: dict[str, float] = {}  # the last answer's Server-Timing stages (ms)
 
     async def post(self, path: str, body: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(
+        request = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        status = int((await self.reader.readline()).split()[1])
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(request)
+            status_line = await self.reader.readline()
+            if status_line:
+                break
+            # the server closed this keep-alive connection while it sat idle (uvicorn: after 5 s): reconnect
+            self.writer.close()
+            self.reader = self.writer = None
+            if attempt:
+                raise ConnectionError("the server closed the connection without answering")
+        status = int(status_line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
