@@ -14,19 +14,13 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 1, 2, 3
 
 
-def _empty_wordpiece(vocab: dict[str, int] | None = None) -> Tokenizer:
-    """A lower-casing BERT-style WordPiece tokenizer (``vocab`` empty: only for its normaliser)."""
-    tok = Tokenizer(models.WordPiece(vocab or {"[UNK]": 0}, unk_token="[UNK]", max_input_chars_per_word=64))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    return tok
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
 
 
-def word_counts(texts: Iterable[str], tok: Tokenizer | None = None) -> Counter[str]:
+def word_counts(texts: Iterable[str]) -> Counter[str]:
     """Normalised, pre-tokenised word frequencies of ``texts`` (what the vocabulary is learnt from)."""
-    tok = tok or _empty_wordpiece()
-    normalizer, pre = tok.normalizer, tok.pre_tokenizer
+    normalizer, pre = _normalizer(), pre_tokenizers.BertPreTokenizer()
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(word for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
@@ -106,7 +100,14 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, min_frequency:
     assembly in :class:`features.text.TextEncoder` never depend on the training corpus.
     """
     vocab = learn_wordpiece_vocab(word_counts(texts), vocab_size, min_frequency)
-    tok = _empty_wordpiece({token: i for i, token in enumerate(vocab)})
+    tok = Tokenizer(
+        models.WordPiece(
+            {token: i for i, token in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=64
+        )
+    )
+    tok.normalizer = _normalizer()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
     tok.add_special_tokens(SPECIAL_TOKENS)
     for token, expected in zip(SPECIAL_TOKENS, range(len(SPECIAL_TOKENS)), strict=True):
         if tok.token_to_id(token) != expected:  # pragma: no cover - guarded by the vocabulary order

@@ -107,8 +107,8 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exited: asyncio.Future[None] | None = None
         self._live_workers = 0
-        self._in_flight: dict[int, list[_Work]] = {}  # worker -> the batch it runs
-        self._running_until: dict[int, float] = {}  # worker -> predicted perf_counter() end of its batch
+        # worker -> (the batch it runs, predicted perf_counter() end of that batch)
+        self._in_flight: dict[int, tuple[list[_Work], float]] = {}
         self._stopping = False
 
     # ---- admission inputs -------------------------------------------------------------------------
@@ -120,13 +120,13 @@ class MicroBatcher:
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing running: a prediction has no queue to be wrong about."""
-        return self.queued_rows == 0 and self.pending_rows == 0 and not self._running_until
+        return self.queued_rows == 0 and self.pending_rows == 0 and not self._in_flight
 
     def predicted_wait_s(self, rows: int) -> float:
         """Time until ``rows`` more rows would be done: the batches in flight, the rows ahead (queued, or
         admitted and on their way), them."""
         now = time.perf_counter()
-        in_flight = min((max(0.0, t - now) for t in list(self._running_until.values())), default=0.0)
+        in_flight = min((max(0.0, end - now) for _, end in list(self._in_flight.values())), default=0.0)
         ahead = self.queued_rows + self.pending_rows
         return in_flight + (ahead + rows) * self.row_cost_s / self.workers
 
@@ -224,7 +224,7 @@ class MicroBatcher:
                 log.warning("%s batcher: the batch in flight did not finish in %.1f s", self.name, timeout_s)
         with self._cond:
             # in flight only when a batch hung
-            stranded = [*(w for batch in self._in_flight.values() for w in batch), *self._queue]
+            stranded = [*(w for batch, _ in self._in_flight.values() for w in batch), *self._queue]
             self._queue.clear()
             for work in stranded:
                 self._settle(work)
@@ -270,10 +270,8 @@ class MicroBatcher:
                 return None
             batch, expired = self._take_batch(time.perf_counter())
             if batch:
-                self._in_flight[worker] = batch
-                self._running_until[worker] = (
-                    time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
-                )
+                end = time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
+                self._in_flight[worker] = (batch, end)
         for work in expired:
             self._post(
                 lambda f=work.future: _resolve(f, DeadlineExceeded("the deadline passed while queued"))
@@ -327,7 +325,6 @@ class MicroBatcher:
             return
         finally:
             with self._cond:
-                self._running_until.pop(worker, None)
                 self._in_flight.pop(worker, None)
         run_s = time.perf_counter() - start
         with self._cond:
