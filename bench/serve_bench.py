@@ -163,9 +163,10 @@ def raw_ort(raw: RawRunner, all_cores: RawRunner, payloads: Payloads, iterations
         tokenise.append(time.perf_counter() - t0)
     compute = [raw.compute(g) for g in groups]
     all_cores_s = [all_cores.compute(g, parallel=False) for g in groups]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     list(raw.pool.map(lambda g: raw.compute(g, parallel=False), groups))
     pipelined = n * iterations / (time.perf_counter() - start)
+    pipelined_cpu_ms = (time.process_time() - cpu_start) * 1000 / iterations
     one_at_a_time = n / float(np.mean(compute))
     all_cores_rate = n / float(np.mean(all_cores_s))
     return {
@@ -179,6 +180,7 @@ def raw_ort(raw: RawRunner, all_cores: RawRunner, payloads: Payloads, iterations
         "tokenise_p50_ms": round(float(np.median(tokenise)) * 1000, 3),
         "ort_one_at_a_time_candidates_per_s": round(one_at_a_time, 1),
         "ort_pipelined_candidates_per_s": round(pipelined, 1),
+        "ort_pipelined_cpu_ms_per_request": round(pipelined_cpu_ms, 2),
         # the previous default: one run at a time on every core (ORT intra-op threads = cores)
         "ort_all_cores_one_run_p50_ms": round(float(np.median(all_cores_s)) * 1000, 3),
         "ort_all_cores_one_run_candidates_per_s": round(all_cores_rate, 1),
@@ -348,17 +350,47 @@ def start_service(bundle: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the service did not become ready")
 
 
+def cpu_counters(host: str, port: int) -> dict[str, float]:
+    """CPU seconds so far: the server process, its inference batches by graph, and this (client) process."""
+    out = {"client": time.process_time()}
+    for line in httpx.get(f"http://{host}:{port}/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == "process_cpu_seconds_total":
+            out["server"] = float(value)
+        elif name.startswith("prectr_batch_cpu_seconds_total{"):
+            out[name.split('"')[1]] = float(value)
+    return out
+
+
+async def with_cpu(host: str, port: int, phase) -> dict:  # type: ignore[no-untyped-def]
+    """Run ``phase`` and add where the CPU went, in ms per request: the server (inference vs the rest: HTTP,
+    JSON, features, fusion) and the load generator, which shares the machine's cores with the server."""
+    before = cpu_counters(host, port)
+    result = await phase
+    after = cpu_counters(host, port)
+    per = lambda k: round((after[k] - before[k]) * 1000 / max(1, result["requests"]), 2)  # noqa: E731
+    inference = {g: per(g) for g in ("encoder", "head")}
+    result["cpu_ms_per_request"] = {
+        "server": per("server"),
+        "inference": inference,
+        "server_rest": round(per("server") - sum(inference.values()), 2),
+        "client": per("client"),
+    }
+    return result
+
+
 async def service_phases(args: argparse.Namespace, payloads: Payloads, default_budget: Payloads) -> dict:
     host, port, n = "127.0.0.1", args.port, args.candidates
     for _ in range(5):  # warm: connections, allocator, first requests
         await Connection(host, port).post("/score", payloads.cache_miss())
     out: dict = {"cache_miss": []}
     for c in (1, 8, 32):
-        out["cache_miss"].append(await closed_loop(host, port, c, args.seconds, payloads.cache_miss, n))
+        phase = closed_loop(host, port, c, args.seconds, payloads.cache_miss, n)
+        out["cache_miss"].append(await with_cpu(host, port, phase))
     pool, weights = payloads.zipf_pool(args.zipf_queries, args.zipf_exponent)
     rng = np.random.default_rng(1)
     zipf_body = lambda: pool[int(rng.choice(len(pool), p=weights))]  # noqa: E731
-    out["zipf"] = await closed_loop(host, port, 32, args.seconds, zipf_body, n)
+    out["zipf"] = await with_cpu(host, port, closed_loop(host, port, 32, args.seconds, zipf_body, n))
     capacity = max(r["req_per_s"] for r in out["cache_miss"])
     out["open_loop"] = [
         await open_loop(host, port, round(capacity * f, 2), args.seconds, default_budget.cache_miss, n)

@@ -307,7 +307,7 @@ class MicroBatcher:
 
     def _run_batch(self, worker: int, batch: list[_Work]) -> None:
         rows = sum(w.rows for w in batch)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             outputs = self._infer(batch)
         except Exception as exc:
@@ -331,6 +331,7 @@ class MicroBatcher:
             self.record_batch(run_s, rows)
         if self.metrics is not None:
             self.metrics.batch_rows.labels(self.name).observe(rows)
+            self.metrics.batch_cpu.labels(self.name).inc(time.thread_time() - cpu_start)
         done = [
             (w.future, BatchResult(out, start - w.enqueued, run_s))
             for w, out in zip(batch, outputs, strict=True)

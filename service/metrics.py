@@ -12,6 +12,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -72,6 +73,12 @@ class ServiceMetrics:
             "prectr_batch_rows", "Rows per inference batch", ["graph"], buckets=ROW_BUCKETS, registry=r
         )
         self.queue_depth = Gauge("prectr_queue_depth", "Rows waiting in a batcher", ["graph"], registry=r)
+        # CPU seconds of the batch worker threads (prepare + run + finish): against process_cpu_seconds_total
+        # it says how much of the process's CPU goes to inference and how much to the request path.
+        self.batch_cpu = Counter(
+            "prectr_batch_cpu_seconds", "CPU time of inference batches, by graph", ["graph"], registry=r
+        )
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         self.shed = Counter(
             "prectr_shed_total", "Requests refused or dropped, by reason", ["reason"], registry=r
         )
@@ -96,6 +103,7 @@ class ServiceMetrics:
         for labels, metric in (
             (STAGES, self.stage_duration),
             (GRAPHS, self.batch_rows),
+            (GRAPHS, self.batch_cpu),
             (GRAPHS, self.queue_depth),
             (SHED_REASONS, self.shed),
             (DEGRADED_REASONS, self.degraded),

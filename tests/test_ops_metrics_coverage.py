@@ -17,7 +17,8 @@ yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "prectr.json"
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
-_NAME = re.compile(r"(?<![\w:])(prectr_[A-Za-z0-9_]+)(?![\w:])")  # not inside a recording-rule name a:b:c
+# a metric name, not inside a recording-rule name a:b:c
+_NAME = re.compile(r"(?<![\w:])((?:prectr|process)_[A-Za-z0-9_]+)(?![\w:])")
 _SELECTOR = re.compile(r"(?<![\w:])(prectr_[A-Za-z0-9_]+)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*=\s*"([^"]*)"')  # equality matchers only; =~ and != are skipped
 _TYPE = re.compile(r"^# TYPE (\S+) (\w+)$", re.M)
@@ -95,6 +96,8 @@ def test_dashboard_and_rules_reference_the_contract_metrics() -> None:
         "prectr_request_duration_seconds_bucket",
         "prectr_stage_duration_seconds_bucket",
         "prectr_batch_rows_bucket",
+        "prectr_batch_cpu_seconds_total",
+        "process_cpu_seconds_total",
         "prectr_queue_depth",
         "prectr_shed_total",
         "prectr_degraded_total",

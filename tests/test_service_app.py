@@ -16,6 +16,7 @@ CONTRACT_METRICS = (
     "prectr_request_duration_seconds",
     "prectr_stage_duration_seconds",
     "prectr_batch_rows",
+    "prectr_batch_cpu_seconds",
     "prectr_queue_depth",
     "prectr_shed_total",
     "prectr_degraded_total",
@@ -127,6 +128,13 @@ async def test_metrics_expose_the_contract_names_and_the_model() -> None:
     assert 'prectr_relevance_cache_lookups_total{result="miss"} 5.0' in text
     assert 'prectr_preference_lookups_total{outcome="miss"} 1.0' in text
     assert "prectr_ready 1.0" in text
+    # inference CPU is counted per graph, and it is part of (never more than) the process's CPU
+    scrape = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines() if not ln.startswith("#")}
+    inference = (
+        scrape['prectr_batch_cpu_seconds_total{graph="encoder"}']
+        + scrape['prectr_batch_cpu_seconds_total{graph="head"}']
+    )
+    assert 0 < inference <= scrape["process_cpu_seconds_total"]
 
 
 async def test_unknown_exception_is_a_generic_500_that_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

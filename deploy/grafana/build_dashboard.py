@@ -190,6 +190,21 @@ def build_panels() -> list[dict[str, Any]]:
         "Queue depth (rows waiting)",
         [_target(f"sum by (graph) (prectr_queue_depth{{{SEL}}})", "{{graph}}")],
     )
+    lay.add(
+        "timeseries",
+        "CPU: inference vs the rest",
+        [
+            _target(f"sum by (graph) (rate(prectr_batch_cpu_seconds_total{{{SEL}}}{RATE}))", "{{graph}}"),
+            _target(
+                f"sum(rate(process_cpu_seconds_total{{{SEL}}}{RATE})) - "
+                f"sum(rate(prectr_batch_cpu_seconds_total{{{SEL}}}{RATE}))",
+                "request path (HTTP, features, fusion)",
+                ref=1,
+            ),
+        ],
+        unit="short",
+        description="Cores busy. On a CPU host everything but inference competes with the ONNX runs.",
+    )
 
     lay.row("Shed, degraded, errors")
     lay.add("timeseries", "Shed by reason", _rate_by("prectr_shed_total", "reason"), unit="reqps")
