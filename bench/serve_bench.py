@@ -119,27 +119,36 @@ class RawRunner:
         from service.scorer import warmup_feeds
 
         self.scorer = OrtScorer(bundle, settings.onnx)
-        self.scorer.warmup(settings.batching.encoder.max_rows, settings.batching.head.max_rows)
-        self.step = settings.batching.encoder.max_rows
-        self.workers = settings.batching.encoder.workers or default_workers()
+        self.batching = settings.batching.encoder.for_provider(self.scorer.info.provider)
+        self.scorer.warmup(self.batching.max_rows, settings.batching.head.max_rows)
+        self.workers = self.batching.workers or default_workers()
         self.pool = ThreadPoolExecutor(self.workers)
         m = self.scorer.manifest
         self.head_feeds = warmup_feeds(candidates, None, m.rel_dim, m.num_levels, m.prefs.history_len)
 
-    def _encode(self, bucket: int, feeds: dict) -> None:
+    def _batches(self, groups: list) -> list[tuple[int, dict]]:
+        """A request's encoder batches, cut as the service's batcher cuts them (rows and token budget)."""
+        out = []
+        for bucket, rows, feeds in groups:
+            step = self.batching.rows_per_batch(bucket)
+            out += [
+                (bucket, {k: v[i : i + step] for k, v in feeds.items()}) for i in range(0, len(rows), step)
+            ]
+        return out
+
+    def _encode(self, batch: tuple[int, dict]) -> None:
         enc = self.scorer.encoder
-        rows = len(next(iter(feeds.values())))
-        for i in range(0, rows, self.step):
-            enc.run(enc.prepare([{k: v[i : i + self.step] for k, v in feeds.items()}], bucket))
+        enc.run(enc.prepare([batch[1]], batch[0]))
 
     def compute(self, groups: list, parallel: bool = True) -> float:
-        """ORT seconds for one tokenised request: its bucket batches (side by side), then the head."""
+        """ORT seconds for one tokenised request: its encoder batches (side by side), then the head."""
         t0 = time.perf_counter()
+        batches = self._batches(groups)
         if parallel and self.workers > 1:
-            list(self.pool.map(lambda g: self._encode(g[0], g[2]), groups))
+            list(self.pool.map(self._encode, batches))
         else:
-            for bucket, _, feeds in groups:
-                self._encode(bucket, feeds)
+            for batch in batches:
+                self._encode(batch)
         self.scorer.head.run(self.scorer.head.prepare([self.head_feeds], None))
         return time.perf_counter() - t0
 
@@ -434,8 +443,16 @@ def main() -> None:
     payloads = Payloads(words, args.candidates, sets=50, budget_ms=args.budget_ms, **real)
     default_budget = Payloads(words, args.candidates, sets=50, budget_ms=None, seed=1, **real)
     runner = RawRunner(args.bundle, settings, args.candidates)
-    every_core = settings.onnx.model_copy(update={"intra_op_threads": 0})  # the previous default
-    all_cores = RawRunner(args.bundle, settings.model_copy(update={"onnx": every_core}), args.candidates)
+    # the previous default: every core in one run, batches of up to max_rows whatever their width
+    every_core = settings.onnx.model_copy(update={"intra_op_threads": 0})
+    big_batches = settings.batching.model_copy(
+        update={"encoder": settings.batching.encoder.model_copy(update={"max_tokens": 0})}
+    )
+    all_cores = RawRunner(
+        args.bundle,
+        settings.model_copy(update={"onnx": every_core, "batching": big_batches}),
+        args.candidates,
+    )
     raw = raw_ort(runner, all_cores, payloads, args.raw_iterations)
     proc = start_service(args.bundle, args.port)
     try:

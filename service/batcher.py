@@ -153,7 +153,7 @@ class MicroBatcher:
         """
         loop = asyncio.get_running_loop()
         deadline_pc = time.perf_counter() + (deadline - loop.time())
-        step = self.cfg.max_rows
+        step = self.cfg.rows_per_batch(key)
         works = [
             _Work(
                 {k: v[i : i + step] for k, v in feeds.items()},
@@ -261,7 +261,7 @@ class MicroBatcher:
                 return None
             wait_until = self._queue[0].enqueued + self.cfg.max_wait_ms / 1000.0
             while (
-                self.queued_rows < self.cfg.max_rows
+                self.queued_rows < self.cfg.rows_per_batch(self._queue[0].key)
                 and not self._stopping
                 and (left := wait_until - time.perf_counter()) > 0
             ):
@@ -285,7 +285,7 @@ class MicroBatcher:
         """
         batch: list[_Work] = []
         expired: list[_Work] = []
-        rows, key, keep = 0, None, deque[_Work]()
+        rows, key, limit, keep = 0, None, self.cfg.max_rows, deque[_Work]()
         while self._queue:
             work = self._queue.popleft()
             if work.settled:
@@ -295,8 +295,8 @@ class MicroBatcher:
                 expired.append(work)
                 continue
             if not batch:
-                key = work.key
-            if work.key == key and rows + work.rows <= self.cfg.max_rows:
+                key, limit = work.key, self.cfg.rows_per_batch(work.key)
+            if work.key == key and rows + work.rows <= limit:
                 self._settle(work)
                 batch.append(work)
                 rows += work.rows

@@ -43,11 +43,11 @@ class ModelRuntime:
         cls, scorer: Scorer, batching: BatchingSettings, metrics: ServiceMetrics, title_tokens: int = 0
     ) -> ModelRuntime:
         """Warm every shape on the scorer's provider (in a thread), then start both batchers."""
-        costs = await asyncio.to_thread(scorer.warmup, batching.encoder.max_rows, batching.head.max_rows)
-        encoder = MicroBatcher(
-            scorer.encoder, batching.encoder, costs["encoder"], batching.cost_ewma_alpha, metrics
-        )
-        head = MicroBatcher(scorer.head, batching.head, costs["head"], batching.cost_ewma_alpha, metrics)
+        provider = scorer.info.provider
+        enc_cfg, head_cfg = batching.encoder.for_provider(provider), batching.head.for_provider(provider)
+        costs = await asyncio.to_thread(scorer.warmup, enc_cfg.max_rows, head_cfg.max_rows)
+        encoder = MicroBatcher(scorer.encoder, enc_cfg, costs["encoder"], batching.cost_ewma_alpha, metrics)
+        head = MicroBatcher(scorer.head, head_cfg, costs["head"], batching.cost_ewma_alpha, metrics)
         encoder.start()
         head.start()
         return cls(scorer, encoder, head, title_tokens)

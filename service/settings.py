@@ -73,19 +73,52 @@ class GraphBatching(_Section):
         description="batches run side by side (worker threads); 0 = one per CPU core, at most 8",
     )
 
+    max_tokens: int | None = Field(
+        default=0,
+        ge=0,
+        description="token budget of a length-bucketed batch (rows x bucket width); 0 = rows only",
+    )
+
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> GraphBatching:
         if self.max_queue_rows < self.max_rows:
             raise ValueError(f"max_queue_rows={self.max_queue_rows} is smaller than max_rows={self.max_rows}")
         return self
 
+    def for_provider(self, provider: str) -> GraphBatching:
+        """These settings with ``max_tokens`` resolved for ``provider`` (None: the provider's default)."""
+        if self.max_tokens is not None:
+            return self
+        return self.model_copy(update={"max_tokens": 0 if provider == "cuda" else CPU_BATCH_TOKENS})
+
+    def rows_per_batch(self, width: int | None) -> int:
+        """Most rows of one batch of ``width``-token rows (None: rows without a length bucket)."""
+        if width is None or not self.max_tokens:
+            return self.max_rows
+        return max(1, min(self.max_rows, self.max_tokens // width))
+
+
+# On a CPU an encoder row costs the same up to ~512-1024 tokens per batch, then more as the activations
+# outgrow the cache: V2 int8, two single-threaded runs side by side on 2 cores, CPU us per 32-token row at
+# 256/512/1024/2048/4096 tokens per batch: 236/231/236/256/281 (64-token rows: 511/507/536/561/615).
+CPU_BATCH_TOKENS = 512
+
 
 class EncoderBatching(GraphBatching):
-    """Up to 256 rows per encoder batch: one 200-candidate request is one batch per length bucket (fewer
-    ORT calls: serve_bench on 2 cores gave 31 vs 21 req/s at concurrency 32 over 64-row batches), while a
-    batch still costs tens of ms on CPU, so queued deadlines stay fair."""
+    """Encoder batches hold one length bucket, at most ``max_rows`` rows and ``max_tokens`` tokens. On a CPU
+    the token budget binds (512: 32 rows of 16 tokens, 8 of 64), so a 200-candidate request splits into
+    several batches that the workers run side by side; on a GPU (no token budget by default) one
+    request's bucket is one batch and concurrent requests merge into bigger ones."""
 
     max_rows: int = Field(default=256, ge=1, le=8192, description="rows per inference batch")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "tokens per batch (rows x bucket width); None: 512 on CPU (per-row cost rises beyond it), "
+            "no limit on CUDA; 0 = no limit"
+        ),
+    )
     workers: int = Field(
         default=0,
         ge=0,
