@@ -13,7 +13,7 @@ import pytest
 from service.batcher import MicroBatcher
 from service.errors import BatchFailed, DeadlineExceeded, Draining, Overloaded
 from service.scorer import BatchedGraph, Feeds
-from service.settings import GraphBatching
+from service.settings import EncoderBatching, GraphBatching
 
 
 class EchoGraph(BatchedGraph):
@@ -43,12 +43,21 @@ def rows(values: Sequence[int], width: int) -> Feeds:
 
 
 async def started(  # type: ignore[no-untyped-def]
-    graph: EchoGraph, max_rows: int = 8, max_queue_rows: int = 64, max_wait_ms: float = 0.0, workers: int = 1
+    graph: EchoGraph,
+    max_rows: int = 8,
+    max_queue_rows: int = 64,
+    max_wait_ms: float = 0.0,
+    workers: int = 1,
+    max_tokens: int = 0,
 ):
     batcher = MicroBatcher(
         graph,
         GraphBatching(
-            max_rows=max_rows, max_queue_rows=max_queue_rows, max_wait_ms=max_wait_ms, workers=workers
+            max_rows=max_rows,
+            max_queue_rows=max_queue_rows,
+            max_wait_ms=max_wait_ms,
+            workers=workers,
+            max_tokens=max_tokens,
         ),
         row_cost_s=1e-4,
     )
@@ -94,6 +103,31 @@ async def test_batches_never_mix_length_buckets_or_exceed_max_rows() -> None:
     np.testing.assert_array_equal(big.outputs["out"], np.arange(10) * 2)
     np.testing.assert_array_equal(small.outputs["out"], [14])
     np.testing.assert_array_equal(other.outputs["out"], [18, 18])
+
+
+async def test_the_token_budget_caps_rows_per_batch_by_bucket_width() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=8, max_wait_ms=20, max_tokens=64)
+    narrow, wide, widest = await asyncio.gather(
+        batcher.submit(rows(list(range(10)), 16), 10, 16, far()),  # 64 tokens: 4 rows of 16
+        batcher.submit(rows([1, 2, 3], 32), 3, 32, far()),  # 2 rows of 32
+        batcher.submit(rows([5], 128), 1, 128, far()),  # wider than the budget: still runs, alone
+    )
+    await batcher.stop()
+    assert sorted(graph.shapes) == sorted([(4, 16), (4, 16), (2, 16), (2, 32), (1, 32), (1, 128)])
+    np.testing.assert_array_equal(narrow.outputs["out"], np.arange(10) * 2)
+    np.testing.assert_array_equal(wide.outputs["out"], [2, 4, 6])
+    np.testing.assert_array_equal(widest.outputs["out"], [10])
+
+
+def test_the_encoder_token_budget_defaults_by_provider() -> None:
+    encoder = EncoderBatching()
+    assert encoder.max_tokens is None  # resolved when the provider is known
+    cpu, cuda = encoder.for_provider("cpu"), encoder.for_provider("cuda")
+    assert cpu.rows_per_batch(16) == 32 and cpu.rows_per_batch(64) == 8 and cpu.rows_per_batch(None) == 256
+    assert cuda.rows_per_batch(64) == 256  # a GPU batches whole buckets
+    pinned = EncoderBatching(max_tokens=2048).for_provider("cpu")
+    assert pinned.rows_per_batch(64) == 32
 
 
 async def test_a_failed_batch_fails_every_waiter_in_it() -> None:
