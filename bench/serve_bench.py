@@ -42,6 +42,30 @@ from service.pipeline import encode_by_bucket  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 
+class QueryStream:
+    """Queries never sent before: real queries in a shuffled order (their own token lengths, so the raw
+    baseline and the service encode rows of the same widths), or random words; a serial number is appended
+    only once the real ones run out (or always, for random words). Shared by every payload set of a run so
+    no two cache-miss requests share a query."""
+
+    def __init__(self, words: list[str], queries: list[str] | None, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.words = words
+        self.real = [str(q) for q in self.rng.permutation(sorted(set(queries)))] if queries else []
+        self.served = 0
+
+    def random(self, k: int = 2) -> str:
+        if self.real:
+            return self.real[int(self.rng.integers(len(self.real)))]
+        return " ".join(self.rng.choice(self.words, k))
+
+    def next(self) -> str:
+        self.served += 1
+        if self.served <= len(self.real):
+            return self.real[self.served - 1]
+        return f"{self.random()} {self.served}"
+
+
 class Payloads:
     """Pre-encoded request bodies. With ``catalogue``/``queries`` (``--data``): real items (titles, price and
     popularity buckets) and real queries; else random titles from the bundle's own vocabulary, whose token
@@ -53,9 +77,9 @@ class Payloads:
         candidates: int,
         sets: int,
         budget_ms: float | None,
+        queries: QueryStream,
         seed: int = 0,
         catalogue: dict[str, np.ndarray] | None = None,
-        queries: list[str] | None = None,
     ) -> None:
         rng = np.random.default_rng(seed)
         self.words, self.rng, self.budget_ms = words, rng, budget_ms
@@ -88,11 +112,6 @@ class Payloads:
             for i in range(n)
         ]
 
-    def query(self, k: int = 2) -> str:
-        if self.queries:
-            return str(self.queries[int(self.rng.integers(len(self.queries)))])
-        return " ".join(self.rng.choice(self.words, k))
-
     def body(self, query: str, set_id: int, user: int) -> bytes:
         fields = {"user_id": f"u{user}", "query": query, "sort": True}
         if self.budget_ms is not None:
@@ -100,12 +119,17 @@ class Payloads:
         head = json.dumps(fields)
         return head[:-1].encode() + b', "candidates": ' + self.encoded[set_id] + b"}"
 
-    def cache_miss(self) -> bytes:
+    def next_miss(self) -> tuple[str, int]:
+        """(a query never sent before, a candidate set id)."""
         self._serial += 1
-        return self.body(f"{self.query()} {self._serial}", self._serial % len(self.sets), self._serial)
+        return self.queries.next(), self._serial % len(self.sets)
+
+    def cache_miss(self) -> bytes:
+        query, set_id = self.next_miss()
+        return self.body(query, set_id, self._serial)
 
     def zipf_pool(self, size: int, exponent: float) -> tuple[list[bytes], np.ndarray]:
-        bodies = [self.body(f"{self.query()} z{i}", i % len(self.sets), i) for i in range(size)]
+        bodies = [self.body(f"{self.queries.random()} z{i}", i % len(self.sets), i) for i in range(size)]
         weights = 1.0 / np.arange(1, size + 1) ** exponent
         return bodies, weights / weights.sum()
 
@@ -164,11 +188,10 @@ def raw_ort(raw: RawRunner, all_cores: RawRunner, payloads: Payloads, iterations
     and ``all_cores`` (sessions using every core) one run at a time; the best of them is the baseline."""
     n = len(payloads.sets[0])
     tokenise, groups = [], []
-    for i in range(iterations):
+    for _ in range(iterations):
+        query, set_id = payloads.next_miss()  # the same kind of query the service's cache misses get
         t0 = time.perf_counter()
-        groups.append(
-            encode_by_bucket(raw.scorer.text, payloads.query(), payloads.titles[i % len(payloads.sets)])[0]
-        )
+        groups.append(encode_by_bucket(raw.scorer.text, query, payloads.titles[set_id])[0])
         tokenise.append(time.perf_counter() - t0)
     compute = [raw.compute(g) for g in groups]
     all_cores_s = [all_cores.compute(g, parallel=False) for g in groups]
@@ -203,11 +226,11 @@ async def paired_overhead(raw: RawRunner, payloads: Payloads, host: str, port: i
     conn = Connection(host, port)
     diffs, services, raws, stages = [], [], [], []
     for i in range(pairs):
-        set_id = i % len(payloads.sets)
-        _, ort_s = raw.one(payloads.query(), payloads.titles[set_id])
+        query, set_id = payloads.next_miss()  # the same pairs for both sides
+        _, ort_s = raw.one(query, payloads.titles[set_id])
         await asyncio.sleep(SPIN_SETTLE_S)
         t0 = time.perf_counter()
-        assert await conn.post("/score", payloads.body(f"{payloads.query()} p{i}", set_id, i)) == 200
+        assert await conn.post("/score", payloads.body(query, set_id, i)) == 200
         service_s = time.perf_counter() - t0
         await asyncio.sleep(SPIN_SETTLE_S)
         diffs.append(service_s - ort_s)
@@ -440,8 +463,11 @@ def main() -> None:
 
         real["catalogue"] = read_table(args.data, "items", ("item_id", "title", "price_bucket", "pop_bucket"))
         real["queries"] = read_table(args.data, "queries", ("query",))["query"].tolist()
-    payloads = Payloads(words, args.candidates, sets=50, budget_ms=args.budget_ms, **real)
-    default_budget = Payloads(words, args.candidates, sets=50, budget_ms=None, seed=1, **real)
+    queries = QueryStream(words, real.pop("queries", None))
+    payloads = Payloads(words, args.candidates, sets=50, budget_ms=args.budget_ms, queries=queries, **real)
+    default_budget = Payloads(
+        words, args.candidates, sets=50, budget_ms=None, queries=queries, seed=1, **real
+    )
     runner = RawRunner(args.bundle, settings, args.candidates)
     # the previous default: every core in one run, batches of up to max_rows whatever their width
     every_core = settings.onnx.model_copy(update={"intra_op_threads": 0})

@@ -7,7 +7,8 @@ smallest length bucket that fits the longest row, so shapes stay in a small warm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class TextEncoder:
         self.max_len = max_len
         self.max_query_len = max_query_len
         self.buckets = buckets
+        self._bucket_array = np.asarray(buckets, dtype=np.int64)
 
     def bucket_for(self, length: int) -> int:
         """Smallest bucket >= ``length`` (lengths above max_len were already truncated)."""
@@ -66,12 +68,22 @@ class TextEncoder:
                 return bucket
         return self.buckets[-1]
 
+    def buckets_for(self, lengths: np.ndarray) -> np.ndarray:
+        """:meth:`bucket_for` of every length at once."""
+        at = np.searchsorted(self._bucket_array, lengths, side="left")
+        return self._bucket_array[np.minimum(at, len(self.buckets) - 1)]
+
     def tokenize_query(self, query: str) -> list[int]:
         ids = self.tokenizer.encode(query, add_special_tokens=False).ids
         return ids[: self.max_query_len]
 
     def tokenize_titles(self, titles: Sequence[str]) -> list[list[int]]:
         return [enc.ids for enc in self.tokenizer.encode_batch(list(titles), add_special_tokens=False)]
+
+    def tokenize_titles_compact(self, titles: Sequence[str]) -> list[np.ndarray]:
+        """:meth:`tokenize_titles` as int32 arrays: a fraction of a list's memory in a cache, and joined
+        without a Python loop when rows are assembled."""
+        return [np.asarray(ids, dtype=np.int32) for ids in self.tokenize_titles(titles)]
 
     def encode(self, query: str, titles: Sequence[str]) -> EncodedPairs:
         """Encode one query against many titles (the query is tokenised once)."""
@@ -85,29 +97,76 @@ class TextEncoder:
         q_ids = dict(zip(distinct, (self.tokenize_query(q) for q in distinct), strict=True))
         return self._assemble_rows([q_ids[q] for q in queries], self.tokenize_titles(titles))
 
-    def assemble(self, query_ids: list[int], title_ids: Sequence[list[int]]) -> EncodedPairs:
-        return self._assemble_rows([query_ids] * len(title_ids), title_ids)
+    def assemble(self, query_ids: Sequence[int], title_ids: Sequence[Sequence[int]]) -> EncodedPairs:
+        """One query's token ids against every title's (lists or integer arrays)."""
+        n = len(title_ids)
+        q = np.asarray(query_ids, dtype=np.int64)
+
+        def write_query(input_ids: np.ndarray) -> None:
+            input_ids[:, 1 : 1 + len(q)] = q
+
+        return self._build(np.full(n, len(q), dtype=np.int64), write_query, title_ids)
 
     def _assemble_rows(
-        self, query_rows: Sequence[list[int]], title_rows: Sequence[list[int]]
+        self, query_rows: Sequence[Sequence[int]], title_rows: Sequence[Sequence[int]]
     ) -> EncodedPairs:
+        """Row-aligned pairs, each with its own query."""
+        if len(query_rows) != len(title_rows):
+            raise ValueError(f"{len(query_rows)} query rows but {len(title_rows)} title rows")
+        q_flat, q_len = _flatten(query_rows)
+
+        def write_queries(input_ids: np.ndarray) -> None:
+            _scatter(input_ids, q_flat, q_len, q_len, np.ones(len(q_len), np.int64))
+
+        return self._build(q_len, write_queries, title_rows)
+
+    def _build(
+        self,
+        q_len: np.ndarray,
+        write_queries: Callable[[np.ndarray], None],
+        title_rows: Sequence[Sequence[int]],
+    ) -> EncodedPairs:
+        """``[CLS] q [SEP] t [SEP]`` per row, titles cut to the room the query leaves, padded to one bucket.
+
+        Vectorised (the serving path assembles 200 rows per request): token ids are scattered into the
+        padded matrix with flat (row, column) indices instead of one Python list per row.
+        """
         n = len(title_rows)
-        rows: list[list[int]] = []
-        types: list[int] = []
-        longest = 0
-        for q, t in zip(query_rows, title_rows, strict=True):
-            room = self.max_len - len(q) - 3
-            row = [CLS_ID, *q, SEP_ID, *t[:room], SEP_ID]
-            rows.append(row)
-            types.append(len(q) + 2)
-            longest = max(longest, len(row))
-        width = self.bucket_for(longest) if n else self.buckets[0]
+        if not n:
+            empty = np.zeros((0, self.buckets[0]), dtype=np.int64)
+            return EncodedPairs(empty, empty.copy(), empty.copy())
+        t_flat, t_full = _flatten(title_rows)
+        t_len = np.minimum(t_full, self.max_len - q_len - 3)  # room after CLS, SEP, SEP
+        row_len = q_len + t_len + 3
+        width = self.bucket_for(int(row_len.max()))
         input_ids = np.full((n, width), PAD_ID, dtype=np.int64)
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
+        rows = np.arange(n)
+        input_ids[:, 0] = CLS_ID
+        write_queries(input_ids)
+        input_ids[rows, q_len + 1] = SEP_ID
+        _scatter(input_ids, t_flat, t_full, t_len, q_len + 2)
+        input_ids[rows, row_len - 1] = SEP_ID
         positions = np.arange(width)[None, :]
-        attention_mask = (positions < lengths[:, None]).astype(np.int64)
-        query_span = np.asarray(types, dtype=np.int64)[:, None] if n else np.zeros((0, 1), np.int64)
-        token_type_ids = ((positions >= query_span) & (attention_mask == 1)).astype(np.int64)
+        attention_mask = (positions < row_len[:, None]).astype(np.int64)
+        token_type_ids = ((positions >= (q_len + 2)[:, None]) & (attention_mask == 1)).astype(np.int64)
         return EncodedPairs(input_ids, attention_mask, token_type_ids)
+
+
+def _flatten(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(every token of every row in order, each row's length); integer arrays are joined without a loop."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    if len(rows) and all(isinstance(r, np.ndarray) for r in rows):
+        return np.concatenate(rows).astype(np.int64, copy=False), lengths
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _scatter(
+    out: np.ndarray, flat: np.ndarray, full: np.ndarray, keep: np.ndarray, start: np.ndarray
+) -> None:
+    """Write the first ``keep[i]`` of row i's ``full[i]`` tokens (rows concatenated in ``flat``) into
+    ``out[i, start[i]:]``, for every row at once."""
+    offset = np.arange(len(flat)) - np.repeat(np.cumsum(full) - full, full)  # index within its own row
+    row_of = np.repeat(np.arange(len(full)), full)
+    kept = offset < np.repeat(keep, full)
+    out[row_of[kept], start[row_of[kept]] + offset[kept]] = flat[kept]

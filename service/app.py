@@ -11,10 +11,12 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from service.access_log import AccessLogMiddleware
@@ -41,6 +43,41 @@ class ReloadRequest(BaseModel):
     bundle_path: Path | None = Field(
         None, description="bundle directory; default: the configured bundle.path"
     )
+
+
+# The body is parsed by pydantic-core straight from bytes (not json.loads + validating the dict: ~0.1 ms
+# less per 200-candidate request), so the route documents its request body itself.
+_SCORE_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
+}
+
+
+def parse_score_request(raw: bytes) -> ScoreRequest:
+    """Validate a ``POST /score`` body; errors become FastAPI's 422 (located under ``body``)."""
+    try:
+        return ScoreRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _with_request_schemas(app: FastAPI) -> None:
+    """Add ``ScoreRequest`` (and the models it nests) to the OpenAPI components the route refers to."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            request = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            nested = request.pop("$defs", {})
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                {**nested, "ScoreRequest": request}
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,14 +111,21 @@ def create_app(
         lifespan=lifespan,
         description="Relevance x CTR scores for search candidates (PRECTR-V2).",
     )
+    _with_request_schemas(app)
     app.state.service = service
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
 
-    @app.post("/score", response_model=ScoreResponse, responses=_ERRORS)  # type: ignore[arg-type]
-    async def score(body: ScoreRequest, request: Request) -> Response:
+    @app.post(
+        "/score",
+        response_model=ScoreResponse,
+        responses=_ERRORS,  # type: ignore[arg-type]
+        openapi_extra={"requestBody": _SCORE_REQUEST_BODY},
+    )
+    async def score(request: Request) -> Response:
         """Score candidates for one query and user; `Server-Timing` carries the stage timings."""
+        body = parse_score_request(await request.body())
         if body.request_id:
             request.state.request_id = body.request_id
         outcome = await service.score(body, request.receive, request.state.started)

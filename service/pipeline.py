@@ -40,8 +40,8 @@ class ScoreOutcome:
 
 
 def encode_by_bucket(
-    text: TextEncoder, query: str, titles: Sequence[str], known: Sequence[list[int] | None] | None = None
-) -> tuple[list[tuple[int, np.ndarray, Feeds]], list[list[int]]]:
+    text: TextEncoder, query: str, titles: Sequence[str], known: Sequence[np.ndarray | None] | None = None
+) -> tuple[list[tuple[int, np.ndarray, Feeds]], list[np.ndarray]]:
     """Tokenise the query once and every title not in ``known``, then split rows by their length bucket.
 
     Returns the bucket groups and every title's token ids (for the title token cache). Rows come back
@@ -50,11 +50,11 @@ def encode_by_bucket(
     """
     known = known if known is not None else [None] * len(titles)
     todo = [i for i, ids in enumerate(known) if ids is None]
-    fresh = iter(text.tokenize_titles([titles[i] for i in todo]) if todo else [])
+    fresh = iter(text.tokenize_titles_compact([titles[i] for i in todo]) if todo else [])
     title_ids = [ids if ids is not None else next(fresh) for ids in known]
     pairs = text.assemble(text.tokenize_query(query), title_ids)
     lengths = pairs.attention_mask.sum(axis=1)
-    row_buckets = np.fromiter((text.bucket_for(int(n)) for n in lengths), dtype=np.int64, count=len(titles))
+    row_buckets = text.buckets_for(lengths)
     groups = []
     for bucket in np.unique(row_buckets):
         rows = np.flatnonzero(row_buckets == bucket)

@@ -70,9 +70,9 @@ class RelevanceCache:
         if not self.capacity:
             return
         entries = self._entries
-        for i, key in enumerate(keys):
-            entries[key] = (rel_vec[i], rel_logits[i])
-            entries.move_to_end(key)
+        # The keys just missed, so they are new and land at the recent end; one that another request
+        # stored meanwhile keeps its place (the same vectors, a slightly older LRU position).
+        entries.update(zip(keys, zip(rel_vec, rel_logits, strict=True), strict=True))
         while len(entries) > self.capacity:
             entries.popitem(last=False)
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
+
 
 class TitleTokenCache:
     def __init__(self, capacity: int) -> None:
         if capacity < 0:
             raise ValueError(f"title token cache capacity must be >= 0, got {capacity}")
         self.capacity = capacity
-        self._entries: OrderedDict[str, list[int]] = OrderedDict()
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_many(self, titles: Sequence[str]) -> list[list[int] | None]:
+    def get_many(self, titles: Sequence[str]) -> list[np.ndarray | None]:
         entries = self._entries
         out = [entries.get(t) for t in titles]
         for title, ids in zip(titles, out, strict=True):
@@ -29,12 +31,10 @@ class TitleTokenCache:
                 entries.move_to_end(title)
         return out
 
-    def put_many(self, titles: Sequence[str], token_ids: Sequence[list[int]]) -> None:
+    def put_many(self, titles: Sequence[str], token_ids: Sequence[np.ndarray]) -> None:
         if not self.capacity:
             return
         entries = self._entries
-        for title, ids in zip(titles, token_ids, strict=True):
-            entries[title] = ids
-            entries.move_to_end(title)
+        entries.update(zip(titles, token_ids, strict=True))  # new titles land at the recent end
         while len(entries) > self.capacity:
             entries.popitem(last=False)

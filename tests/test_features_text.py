@@ -109,6 +109,42 @@ def test_encode_pairs_matches_per_request_encoding(tokenizer) -> None:
     np.testing.assert_array_equal(per_request.token_type_ids, pairs.token_type_ids)
 
 
+def _reference_rows(enc: TextEncoder, queries: list[list[int]], titles: list[list[int]]) -> list[list[int]]:
+    """The layout spelled out one row at a time: [CLS] q [SEP] t (cut to fit) [SEP]."""
+    return [
+        [CLS_ID, *q, SEP_ID, *t[: enc.max_len - len(q) - 3], SEP_ID]
+        for q, t in zip(queries, titles, strict=True)
+    ]
+
+
+def test_vectorised_assembly_matches_the_row_by_row_layout_on_random_rows(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    rng = np.random.default_rng(7)
+    for trial in range(50):
+        n = int(rng.integers(1, 40))
+        queries = [rng.integers(5, 300, int(rng.integers(0, 9))).tolist() for _ in range(n)]
+        if trial % 2:  # the serving path: one query for every row
+            queries = [queries[0]] * n
+        titles = [rng.integers(5, 300, int(rng.integers(0, 45))).tolist() for _ in range(n)]
+        got = enc._assemble_rows(queries, titles)
+        expected = _reference_rows(enc, queries, titles)
+        width = enc.bucket_for(max(map(len, expected)))
+        assert got.shape == (n, width)
+        for i, row in enumerate(expected):
+            q_span = len(queries[i]) + 2
+            assert got.input_ids[i].tolist() == row + [PAD_ID] * (width - len(row))
+            assert got.attention_mask[i].tolist() == [1] * len(row) + [0] * (width - len(row))
+            assert got.token_type_ids[i].tolist() == [0] * q_span + [1] * (len(row) - q_span) + [0] * (
+                width - len(row)
+            )
+
+
+def test_buckets_for_many_lengths_agrees_with_one_at_a_time(tokenizer) -> None:
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    lengths = np.arange(0, 40)
+    assert enc.buckets_for(lengths).tolist() == [enc.bucket_for(int(n)) for n in lengths]
+
+
 def test_empty_candidate_list_gives_empty_arrays(tokenizer) -> None:
     enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
     assert enc.encode("deck", []).input_ids.shape[0] == 0

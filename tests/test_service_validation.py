@@ -77,7 +77,11 @@ async def test_openapi_documents_limits_descriptions_and_an_example() -> None:
     app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
     async with running(app, wait_ready=False) as client:
         schema = (await client.get("/openapi.json")).json()
+    body = schema["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ScoreRequest"}
     request = schema["components"]["schemas"]["ScoreRequest"]
+    assert request["properties"]["candidates"]["items"] == {"$ref": "#/components/schemas/Candidate"}
+    assert "description" in schema["components"]["schemas"]["Candidate"]["properties"]["title"]
     assert request["properties"]["candidates"]["maxItems"] == 2000
     assert request["examples"][0]["candidates"]
     assert "description" in request["properties"]["budget_ms"]
