@@ -35,8 +35,35 @@ def check_limits(req: ScoreRequest, server: ServerSettings) -> str:
     return query_norm
 
 
-def admit(rt: ModelRuntime, misses: int, rows: int, deadline: float, fixed_s: float = 0.0) -> None:
-    """Raise :class:`Overloaded` (queue_full | deadline_predicted) for work that cannot finish in time.
+class CompletionCalibration:
+    """How much longer admitted requests really take than admission predicted, learnt as they finish.
+
+    The prediction covers the batchers' queues; the rest (the event loop's own work under load, the
+    head's inputs, the answer) and the cost model's error are not in it, and they grow at saturation,
+    where an uncalibrated prediction admits requests that then time out (504) instead of refusing them at
+    once (429). An EWMA of (actual - predicted) seconds, never below 0, is added to later predictions.
+    Requests that completed and requests whose deadline expired are observed (an expiry's time is a lower
+    bound of what it would have taken); failures and disconnects are not.
+    """
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha = alpha
+        self.offset_s = 0.0
+
+    def observe(self, predicted_s: float, actual_s: float) -> None:
+        self.offset_s += self.alpha * (max(0.0, actual_s - predicted_s) - self.offset_s)
+
+
+def admit(
+    rt: ModelRuntime,
+    misses: int,
+    rows: int,
+    deadline: float,
+    fixed_s: float = 0.0,
+    calibration: CompletionCalibration | None = None,
+) -> float:
+    """Raise :class:`Overloaded` (queue_full | deadline_predicted) for work that cannot finish in time;
+    return the predicted seconds to completion (before calibration) for :meth:`CompletionCalibration.observe`.
 
     ``fixed_s`` is time spent before the batchers (the preference lookup deadline). With both batchers
     idle a request is always admitted: nothing queued means the estimate has no queue to be wrong about,
@@ -48,11 +75,13 @@ def admit(rt: ModelRuntime, misses: int, rows: int, deadline: float, fixed_s: fl
     if (misses and not enc.has_room(misses)) or not head.has_room(rows):
         raise Overloaded("queue full", reason="queue_full", retry_after_s=drain_s)
     predicted = fixed_s + head.predicted_wait_s(rows) + (enc.predicted_wait_s(misses) if misses else 0.0)
+    expected = predicted + (calibration.offset_s if calibration else 0.0)
     remaining = deadline - asyncio.get_running_loop().time()
-    if predicted > remaining and not (enc.idle and head.idle):
+    if expected > remaining and not (enc.idle and head.idle):
         raise Overloaded(
-            f"predicted completion {predicted * 1000:.0f} ms exceeds the remaining budget "
+            f"predicted completion {expected * 1000:.0f} ms exceeds the remaining budget "
             f"{max(remaining, 0) * 1000:.0f} ms",
             reason="deadline_predicted",
             retry_after_s=drain_s,
         )
+    return predicted

@@ -19,7 +19,7 @@ import numpy as np
 
 from features.head_inputs import build_head_feeds
 from features.text import TextEncoder
-from service.admission import admit, check_limits
+from service.admission import CompletionCalibration, admit, check_limits
 from service.fusion import fuse_results
 from service.metrics import PREF_OUTCOMES, ServiceMetrics
 from service.prefs import PreferenceStore, PrefResult, lookup_with_backstop
@@ -80,6 +80,7 @@ class ScoringPipeline:
             cpu_pool,
         )
         self.pref_deadline_s = settings.redis.deadline_ms / 1000.0
+        self.calibration = CompletionCalibration()
 
     async def score(
         self, req: ScoreRequest, rt: ModelRuntime, deadline: float, started: float
@@ -93,7 +94,10 @@ class ScoringPipeline:
         degraded: list[str] = []
         keys, cached = self._lookup_cache(info.version, query_norm, item_ids, titles, degraded)
         miss_idx = np.asarray([i for i, v in enumerate(cached) if v is None], dtype=np.int64)
-        admit(rt, len(miss_idx), n, deadline, fixed_s=self.pref_deadline_s)
+        predicted = admit(
+            rt, len(miss_idx), n, deadline, fixed_s=self.pref_deadline_s, calibration=self.calibration
+        )
+        admitted, completed = time.perf_counter(), False
         # Until this request's rows reach the batchers, later requests' admission counts them as ahead.
         enc_hold, head_hold = rt.encoder.hold(len(miss_idx)), rt.head.hold(n)
         try:
@@ -162,9 +166,12 @@ class ScoringPipeline:
                 "results": results_body,
                 "degraded": degraded,
             }
+            completed = True
         finally:
             enc_hold.release()
             head_hold.release()
+            if completed or asyncio.get_running_loop().time() >= deadline:  # done, or timed out
+                self.calibration.observe(predicted, time.perf_counter() - admitted)
         order = ("features", "prefs", "queue", "encoder", "head", "total")
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded)
 

@@ -91,10 +91,13 @@ async def test_deadline_passing_in_the_queue_is_504_and_its_rows_never_run() -> 
         )
         await _until(lambda: scorer.started_batches == 1)
         late = await client.post("/score", json=score_body(3, query="paint two", budget_ms=30))
+        # the timed-out request taught admission that requests take longer than the queues predict
+        learnt_offset_s = app.state.service.pipeline.calibration.offset_s
         scorer.release()
         assert (await blocker).status_code == 200
         metrics = (await client.get("/metrics")).text
     assert late.status_code == 504 and late.json()["error"]["code"] == "deadline_exceeded"
+    assert 0.1 * 0.015 < learnt_offset_s < 0.1 * 0.100  # one EWMA step (alpha 0.1) toward ~25 ms unpredicted
     assert sum(scorer.rows_run["encoder"]) == 4  # only the blocker's rows were ever run
     assert 'prectr_shed_total{reason="deadline_expired"} 1.0' in metrics
     assert app.state.service.runtime is None or app.state.service.runtime.encoder.queued_rows == 0
