@@ -2,7 +2,8 @@
 
 Requests submit named arrays (already tokenised) with a key (the length bucket for the encoder, None for
 the head) and a deadline, and await a future per part. One worker thread per graph forms batches of items
-with the same key, oldest first, up to ``max_rows``; waits at most ``max_wait_ms`` for a batch to fill;
+with the same key, oldest first, up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens``
+tokens (rows x bucket width: on a CPU per-row cost rises once a batch outgrows the cache); waits at most ``max_wait_ms`` for a batch to fill;
 drops items whose deadline passed or whose waiter was cancelled (timeout, client gone) *before*
 inference; runs prepare -> run -> finish (ONNX Runtime releases the GIL) and hands the outputs back to
 the event loop. A worker takes its next batch itself, as soon as the previous one ends: a busy event loop

@@ -181,7 +181,7 @@ class ScoringPipeline:
         """Pair inputs for the cache misses; known titles skip the tokenizer.
 
         The tokenizer runs in a worker thread (it releases the GIL); when every title is known only the
-        query is tokenised and rows assembled (~0.4 ms for 200), cheaper inline than a thread round trip.
+        query is tokenised and rows assembled (~0.2 ms for 200), cheaper inline than a thread round trip.
         """
         known = rt.title_tokens.get_many(titles)
         if all(k is not None for k in known):

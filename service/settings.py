@@ -76,7 +76,10 @@ class GraphBatching(_Section):
     max_tokens: int | None = Field(
         default=0,
         ge=0,
-        description="token budget of a length-bucketed batch (rows x bucket width); 0 = rows only",
+        description=(
+            "token budget of a length-bucketed batch (rows x bucket width); 0 = rows only, "
+            "None = the provider's default (512 on CPU, none on CUDA)"
+        ),
     )
 
     @model_validator(mode="after")

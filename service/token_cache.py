@@ -1,7 +1,7 @@
 """LRU of title token ids, per tokenizer: catalogue titles recur across queries, tokenising them does not.
 
 Tokenising 200 titles costs ~4 ms of CPU (PERF.md), as much as everything else in the request path
-together; the pair assembly around cached ids costs ~0.4 ms. Keyed by the exact title string, owned by one
+together; the (vectorised) pair assembly around cached ids ~0.2 ms. Keyed by the exact title string, owned by one
 model runtime (a new bundle may bring a new tokenizer), touched only on the event-loop thread.
 """
 
