@@ -71,9 +71,9 @@ class QueryStream:
 
 
 class Payloads:
-    """Pre-encoded request bodies. With ``catalogue``/``queries`` (``--data``): real items (titles, price and
-    popularity buckets) and real queries; else random titles from the bundle's own vocabulary, whose token
-    counts depend on that vocabulary (so such runs compare only within one bundle)."""
+    """Pre-encoded request bodies. With ``catalogue`` (``--data``): real items (titles, price and popularity
+    buckets); else random titles from the bundle's own vocabulary, whose token counts depend on that
+    vocabulary (so such runs compare only within one bundle). Queries come from the shared ``queries``."""
 
     def __init__(
         self,
