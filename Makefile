@@ -41,7 +41,7 @@ typecheck: venv
 
 # duckdb's nanobind bindings print a "leaked instances" report at interpreter exit; it is noise, so it is
 # filtered out to keep pytest's summary the last line (pipefail keeps pytest's exit status).
-test: venv redis lint
+test: venv redis lint typecheck
 	set -o pipefail; PRECTR_TEST_REDIS_PORT=$(REDIS_PORT) $(BIN)/pytest -q 2>&1 \
 		| grep --line-buffered -v -E '^(nanobind: |See https://nanobind| - leaked | - \.\.\. skipped)'
 

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 from features.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
 
 DEFAULT_BUCKETS = (16, 24, 32, 48, 64)
+TokenRow = Sequence[int] | np.ndarray  # one text's token ids: a list, or an integer array (cached titles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class TextEncoder:
         q_ids = dict(zip(distinct, (self.tokenize_query(q) for q in distinct), strict=True))
         return self._assemble_rows([q_ids[q] for q in queries], self.tokenize_titles(titles))
 
-    def assemble(self, query_ids: Sequence[int], title_ids: Sequence[Sequence[int]]) -> EncodedPairs:
+    def assemble(self, query_ids: TokenRow, title_ids: Sequence[TokenRow]) -> EncodedPairs:
         """One query's token ids against every title's (lists or integer arrays)."""
         n = len(title_ids)
         q = np.asarray(query_ids, dtype=np.int64)
@@ -107,9 +108,7 @@ class TextEncoder:
 
         return self._build(np.full(n, len(q), dtype=np.int64), write_query, title_ids)
 
-    def _assemble_rows(
-        self, query_rows: Sequence[Sequence[int]], title_rows: Sequence[Sequence[int]]
-    ) -> EncodedPairs:
+    def _assemble_rows(self, query_rows: Sequence[TokenRow], title_rows: Sequence[TokenRow]) -> EncodedPairs:
         """Row-aligned pairs, each with its own query."""
         if len(query_rows) != len(title_rows):
             raise ValueError(f"{len(query_rows)} query rows but {len(title_rows)} title rows")
@@ -124,7 +123,7 @@ class TextEncoder:
         self,
         q_len: np.ndarray,
         write_queries: Callable[[np.ndarray], None],
-        title_rows: Sequence[Sequence[int]],
+        title_rows: Sequence[TokenRow],
     ) -> EncodedPairs:
         """``[CLS] q [SEP] t [SEP]`` per row, titles cut to the room the query leaves, padded to one bucket.
 
@@ -152,7 +151,7 @@ class TextEncoder:
         return EncodedPairs(input_ids, attention_mask, token_type_ids)
 
 
-def _flatten(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _flatten(rows: Sequence[TokenRow]) -> tuple[np.ndarray, np.ndarray]:
     """(every token of every row in order, each row's length); integer arrays are joined without a loop."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     if len(rows) and all(isinstance(r, np.ndarray) for r in rows):

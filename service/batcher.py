@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,11 @@ def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseExce
         future.set_exception(result)
     else:
         future.set_result(result)
+
+
+def _resolve_all(settled: Sequence[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
+    for future, result in settled:
+        _resolve(future, result)
 
 
 class RowHold:
@@ -322,7 +328,7 @@ class MicroBatcher:
                 )
                 for w in batch
             ]
-            self._post(lambda: [_resolve(f, e) for f, e in failed])
+            self._post(lambda: _resolve_all(failed))
             return
         finally:
             with self._cond:
@@ -337,7 +343,7 @@ class MicroBatcher:
             (w.future, BatchResult(out, start - w.enqueued, run_s))
             for w, out in zip(batch, outputs, strict=True)
         ]
-        self._post(lambda: [_resolve(f, r) for f, r in done])
+        self._post(lambda: _resolve_all(done))
 
     def _infer(self, batch: list[_Work]) -> list[Feeds]:
         feeds = self.runner.prepare([w.feeds for w in batch], batch[0].key)
