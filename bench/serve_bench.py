@@ -426,6 +426,8 @@ def cpu_counters(host: str, port: int) -> dict[str, float]:
             out["server"] = float(value)
         elif name.startswith("prectr_batch_cpu_seconds_total{"):
             out[name.split('"')[1]] = float(value)
+        elif name.startswith("prectr_gc_pause_seconds_total{"):
+            out["gc"] = out.get("gc", 0.0) + float(value)
     return out
 
 
@@ -441,6 +443,9 @@ async def with_cpu(host: str, port: int, phase) -> dict:  # type: ignore[no-unty
         "server": per("server"),
         "inference": inference,
         "server_rest": round(per("server") - sum(inference.values()), 2),
+        "server_gc": per(
+            "gc"
+        ),  # part of server_rest: garbage collection (every thread needing the GIL waits)
         "client": per("client"),
     }
     return result

@@ -100,9 +100,15 @@ def create_app(
         await service.start()
         gc.collect()
         gc.freeze()  # start-up objects leave the GC's generations: fewer, shorter pauses at p99
+        thresholds = gc.get_threshold()
+        if settings.server.gc_gen0_threshold:
+            gc.set_threshold(settings.server.gc_gen0_threshold, *thresholds[1:])
+        metrics.gc_pauses.install()
         try:
             yield
         finally:
+            metrics.gc_pauses.uninstall()
+            gc.set_threshold(*thresholds)
             await service.stop()
 
     app = FastAPI(

@@ -6,15 +6,23 @@ known label value is created up front so a counter reads 0 (not absent) before i
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 STAGES = ("features", "prefs", "queue", "encoder", "head", "total")
 GRAPHS = ("encoder", "head")
@@ -79,6 +87,9 @@ class ServiceMetrics:
             "prectr_batch_cpu_seconds", "CPU time of inference batches, by graph", ["graph"], registry=r
         )
         ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
+        GCCollector(registry=r)  # python_gc_collections_total, objects collected
+        self.gc_pauses = GcPauses()
+        r.register(self.gc_pauses)
         self.shed = Counter(
             "prectr_shed_total", "Requests refused or dropped, by reason", ["reason"], registry=r
         )
@@ -125,3 +136,41 @@ class ServiceMetrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class GcPauses:
+    """Seconds the interpreter spent collecting garbage, by generation: ``prectr_gc_pause_seconds_total``.
+
+    A collection stops every thread that needs the GIL, so its time is latency for every request in
+    flight. Measured with ``gc.callbacks`` (the callback only adds floats: it may run inside any
+    allocation, including one made while a metrics lock is held, so it must take no lock). Install it
+    while serving; ``uninstall`` when the app stops (the callback list is process-wide).
+    """
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def uninstall(self) -> None:
+        with suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "prectr_gc_pause_seconds",
+            "Time spent in garbage collection, by generation",
+            labels=["generation"],
+        )
+        for generation, seconds in enumerate(self.seconds):
+            family.add_metric([str(generation)], seconds)
+        yield family

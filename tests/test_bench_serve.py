@@ -32,6 +32,7 @@ def test_serve_bench_measures_raw_and_service_and_splits_the_cpu(tmp_path: Path)
         cpu = phase["cpu_ms_per_request"]
         inference = sum(cpu["inference"].values())
         assert 0 < inference < cpu["server"] and cpu["client"] > 0
+        assert 0 <= cpu["server_gc"] < cpu["server_rest"]
     assert report["ratio_service_to_raw_ort"] > 0
     assert report["overhead_c1_paired"]["pairs"] == 10
     assert set(report["overhead_c1_paired"]["server_stage_p50_ms"]) >= {"features", "encoder", "head"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ CONTRACT_METRICS = (
     "prectr_stage_duration_seconds",
     "prectr_batch_rows",
     "prectr_batch_cpu_seconds",
+    "prectr_gc_pause_seconds",
     "prectr_queue_depth",
     "prectr_shed_total",
     "prectr_degraded_total",
@@ -135,6 +137,22 @@ async def test_metrics_expose_the_contract_names_and_the_model() -> None:
         + scrape['prectr_batch_cpu_seconds_total{graph="head"}']
     )
     assert 0 < inference <= scrape["process_cpu_seconds_total"]
+
+
+async def test_serving_collects_young_garbage_less_often_times_the_pauses_and_restores_python() -> None:
+    python_default = gc.get_threshold()
+    app = create_app(Settings(server={"gc_gen0_threshold": 12_345}), scorer=FakeScorer(), store=FakeStore())
+    async with running(app) as client:
+        assert gc.get_threshold() == (12_345, *python_default[1:])
+        await client.post("/score", json=score_body(50))
+        gc.collect(0)  # a collection while serving is timed
+        text = (await client.get("/metrics")).text
+    assert gc.get_threshold() == python_default
+    pause = next(
+        ln for ln in text.splitlines() if ln.startswith('prectr_gc_pause_seconds_total{generation="0"}')
+    )
+    assert float(pause.split()[-1]) > 0
+    assert 'python_gc_collections_total{generation="0"}' in text
 
 
 async def test_unknown_exception_is_a_generic_500_that_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

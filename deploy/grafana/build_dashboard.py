@@ -205,6 +205,13 @@ def build_panels() -> list[dict[str, Any]]:
         unit="short",
         description="Cores busy. On a CPU host everything but inference competes with the ONNX runs.",
     )
+    lay.add(
+        "timeseries",
+        "Garbage collection (share of time)",
+        _rate_by("prectr_gc_pause_seconds_total", "generation"),
+        unit="percentunit",
+        description="Every thread needing the GIL waits during a collection: it is latency for requests in flight.",
+    )
 
     lay.row("Shed, degraded, errors")
     lay.add("timeseries", "Shed by reason", _rate_by("prectr_shed_total", "reason"), unit="reqps")
