@@ -219,13 +219,14 @@ class ServerSettings(_Section):
     cpu_threads: int = Field(
         default=2, ge=1, le=64, description="threads for tokenisation off the event loop"
     )
-    # Python collects its youngest generation every 700 net allocations of container objects; a
-    # 200-candidate request allocates thousands (models, dicts, lists), so with requests in flight every
-    # collection traverses their live objects. Measured with prectr_gc_pause_seconds_total (serve_bench
-    # bundle, 15 s phases, two alternating runs each): GC per request 0.15 / 0.38 ms at concurrency 1 / 8
-    # with 700, 0.05 / 0.12-0.17 ms with 20,000; throughput differences were within noise.
+    # Python collects its youngest generation every 700 net allocations of container objects, several
+    # times per 200-candidate request. Raising it saves collector time but lets cyclic garbage (futures,
+    # tracebacks, and the arrays they hold) live longer, and ORT pays in cache misses. Measured (serve_bench
+    # bundle, 15 s phases, two alternating rounds): GC per request 0.15 / 0.38 ms at concurrency 1 / 8 with
+    # 700 vs 0.05 / 0.12 ms with 20,000, but encoder CPU per request 44-45 vs 48-54 ms and c=1 34 vs
+    # 28-31 req/s. So the default keeps Python's; prectr_gc_pause_seconds_total shows what GC costs.
     gc_gen0_threshold: int = Field(
-        default=20_000,
+        default=0,
         ge=0,
         description="allocations between young-generation collections while serving; 0 = Python's (700)",
     )
