@@ -220,11 +220,11 @@ class ServerSettings(_Section):
         default=2, ge=1, le=64, description="threads for tokenisation off the event loop"
     )
     # Python collects its youngest generation every 700 net allocations of container objects, several
-    # times per 200-candidate request. Raising it saves collector time but lets cyclic garbage (futures,
-    # tracebacks, and the arrays they hold) live longer, and ORT pays in cache misses. Measured (serve_bench
-    # bundle, 15 s phases, two alternating rounds): GC per request 0.15 / 0.38 ms at concurrency 1 / 8 with
-    # 700 vs 0.05 / 0.12 ms with 20,000, but encoder CPU per request 44-45 vs 48-54 ms and c=1 34 vs
-    # 28-31 req/s. So the default keeps Python's; prectr_gc_pause_seconds_total shows what GC costs.
+    # times per 200-candidate request. Raising it saves collector time, but measured (serve_bench bundle,
+    # 15 s phases, two alternating rounds): GC per request 0.15 / 0.38 ms at concurrency 1 / 8 with 700 vs
+    # 0.05 / 0.12 ms with 20,000, while encoder CPU per request went 44-45 -> 48-54 ms and c=1 34 -> 28-31
+    # req/s (cause not established: the request path leaves no cyclic garbage holding arrays). So the
+    # default keeps Python's; prectr_gc_pause_seconds_total shows what GC costs.
     gc_gen0_threshold: int = Field(
         default=0,
         ge=0,
