@@ -1,18 +1,17 @@
 """Micro-batcher for one graph: per-item futures, a row budget plus a max wait, length-bucketed batches.
 
 Requests submit named arrays (already tokenised) with a key (the length bucket for the encoder, None for
-the head) and a deadline, and await a future per part. One worker thread per graph forms batches of items
-with the same key, oldest first, up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens``
-tokens (rows x bucket width: on a CPU per-row cost rises once a batch outgrows the cache); waits at most ``max_wait_ms`` for a batch to fill;
-drops items whose deadline passed or whose waiter was cancelled (timeout, client gone) *before*
-inference; runs prepare -> run -> finish (ONNX Runtime releases the GIL) and hands the outputs back to
-the event loop. A worker takes its next batch itself, as soon as the previous one ends: a busy event loop
-(parsing and answering other requests) never leaves the accelerator idle between batches. With
-``workers`` > 1 batches run side by side (on a CPU, single-threaded ORT runs in parallel beat one run
-using every core: the length-bucket batches of one request are small, and intra-op threads synchronise
-after every op). A batch that raises fails every waiter in it.
-The queue is bounded in rows; the measured per-row cost (EWMA) and the rows queued ahead feed admission
-control.
+the head) and a deadline, and await a future per part. Worker threads form batches of items with the
+same key, oldest first, up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens`` tokens
+(rows x bucket width: on a CPU per-row cost rises once a batch outgrows the cache); wait at most
+``max_wait_ms`` for a batch to fill; drop items whose deadline passed or whose waiter was cancelled
+(timeout, client gone) *before* inference; run prepare -> run -> finish (ONNX Runtime releases the GIL)
+and hand the outputs back to the event loop. A worker takes its next batch itself, as soon as the previous
+one ends: a busy event loop (parsing and answering other requests) never leaves the accelerator idle
+between batches. With ``workers`` > 1 batches run side by side (on a CPU, single-threaded ORT runs in
+parallel beat one run using every core: the length-bucket batches of one request are small, and intra-op
+threads synchronise after every op). A batch that raises fails every waiter in it. The queue is bounded in
+rows; the measured per-row cost (EWMA) and the rows queued ahead feed admission control.
 """
 
 from __future__ import annotations
