@@ -1,8 +1,9 @@
 """Micro-batcher for one graph: per-item futures, a row budget plus a max wait, length-bucketed batches.
 
 Requests submit named arrays (already tokenised) with a key (the length bucket for the encoder, None for
-the head) and a deadline, and await a future per part. Worker threads form batches of items with the
-same key, oldest first, up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens`` tokens
+the head) and a deadline, and await a future per part. Items wait in one queue per key; worker threads
+take the key whose first item is oldest and form a batch from that queue alone (never scanning other
+keys' items), up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens`` tokens
 (rows x bucket width: on a CPU per-row cost rises once a batch outgrows the cache); wait at most
 ``max_wait_ms`` for a batch to fill; drop items whose deadline passed or whose waiter was cancelled
 (timeout, client gone) *before* inference; run prepare -> run -> finish (ONNX Runtime releases the GIL)
@@ -75,6 +76,45 @@ def _resolve_all(settled: Sequence[tuple[asyncio.Future[BatchResult], BatchResul
         _resolve(future, result)
 
 
+def _joined(results: Sequence[BatchResult]) -> BatchResult:
+    """One part's outputs from the results of its chunks (in order)."""
+    if len(results) == 1:
+        return results[0]
+    outputs = {k: np.concatenate([r.outputs[k] for r in results]) for k in results[0].outputs}
+    return BatchResult(outputs, max(r.queue_s for r in results), sum(r.run_s for r in results))
+
+
+class Submission:
+    """One request's parts queued in a batcher: ``await results()`` for their outputs, in part order.
+
+    ``cancel()`` (idempotent) takes the rows still queued out of the queue: call it when the request
+    gives up before awaiting. A failure or cancellation while awaiting
+    does the same.
+    """
+
+    __slots__ = ("_batcher", "_spans", "_works")
+
+    def __init__(self, batcher: MicroBatcher, works: list[_Work], spans: list[tuple[int, int]]) -> None:
+        self._batcher, self._works, self._spans = batcher, works, spans
+
+    async def results(self) -> list[BatchResult]:
+        try:
+            results = await asyncio.gather(*(w.future for w in self._works))
+        except BaseException:
+            self.cancel()
+            raise
+        return [_joined(results[a:b]) for a, b in self._spans]
+
+    def cancel(self) -> None:
+        works = self._works
+        self._batcher.withdraw(works)
+        for w in works:
+            if not w.future.done():
+                w.future.cancel()
+            elif not w.future.cancelled():
+                w.future.exception()  # mark a sibling chunk's error as seen (no "never retrieved" log)
+
+
 class RowHold:
     """Rows admitted for a batcher but not yet submitted; ``release`` (idempotent) when they are."""
 
@@ -107,8 +147,9 @@ class MicroBatcher:
         self._batch_rows = float(cfg.max_rows)
         self.queued_rows = 0
         self.pending_rows = 0  # admitted, not yet submitted (still tokenising / in earlier stages); loop only
-        self._queue: deque[_Work] = deque()
-        self._cond = threading.Condition()  # guards the queue, queued_rows, settled flags and _stopping
+        self._queues: dict[int | None, deque[_Work]] = {}  # one FIFO per key (length bucket)
+        self._limits: dict[int | None, int] = {}  # rows per batch by key
+        self._cond = threading.Condition()  # guards the queues, queued_rows, settled flags and _stopping
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exited: asyncio.Future[None] | None = None
@@ -116,6 +157,14 @@ class MicroBatcher:
         # worker -> (the batch it runs, predicted perf_counter() end of that batch)
         self._in_flight: dict[int, tuple[list[_Work], float]] = {}
         self._stopping = False
+        self._rows_metric = metrics.batch_rows.labels(self.name) if metrics is not None else None
+        self._cpu_metric = metrics.batch_cpu.labels(self.name) if metrics is not None else None
+        self._wall_metric = metrics.batch_wall.labels(self.name) if metrics is not None else None
+
+    def rows_per_batch(self, key: int | None) -> int:
+        if (limit := self._limits.get(key)) is None:
+            limit = self._limits[key] = self.cfg.rows_per_batch(key)
+        return limit
 
     # ---- admission inputs -------------------------------------------------------------------------
     @property
@@ -153,51 +202,57 @@ class MicroBatcher:
 
     # ---- request side (event loop) ----------------------------------------------------------------
     async def submit(self, feeds: Feeds, rows: int, key: int | None, deadline: float) -> BatchResult:
-        """Queue ``rows`` rows and wait for their outputs; parts above ``max_rows`` are split.
+        """Queue ``rows`` rows and wait for their outputs; parts above the batch size are split.
 
         ``deadline`` is in event-loop time (``loop.time()``).
         """
+        return (await self.enqueue([(feeds, rows, key)], deadline).results())[0]
+
+    def enqueue(self, parts: Sequence[tuple[Feeds, int, int | None]], deadline: float) -> Submission:
+        """Queue every ``(feeds, rows, key)`` part of one request now (one lock; room is checked for all
+        of them) and return the handle to await their outputs with, so the caller can do other work
+        while the workers run. Raises :class:`Draining` or :class:`Overloaded` having queued nothing."""
         loop = asyncio.get_running_loop()
         deadline_pc = time.perf_counter() + (deadline - loop.time())
-        step = self.cfg.rows_per_batch(key)
-        works = [
-            _Work(
-                {k: v[i : i + step] for k, v in feeds.items()},
-                min(step, rows - i),
-                key,
-                deadline_pc,
-                loop.create_future(),
-            )
-            for i in range(0, rows, step)
-        ]
+        works: list[_Work] = []
+        spans = []  # per part: its works' slice
+        for feeds, rows, key in parts:
+            step, first = self.rows_per_batch(key), len(works)
+            works += [
+                _Work(
+                    {k: v[i : i + step] for k, v in feeds.items()} if rows > step else feeds,
+                    min(step, rows - i),
+                    key,
+                    deadline_pc,
+                    loop.create_future(),
+                )
+                for i in range(0, rows, step)
+            ]
+            spans.append((first, len(works)))
+        total = sum(rows for _, rows, _ in parts)
         with self._cond:
             if not self.accepting:
                 raise Draining(f"the {self.name} batcher is stopped")
-            if not self.has_room(rows):
+            if not self.has_room(total):
                 raise Overloaded(
                     f"{self.name} queue is full ({self.queued_rows} rows waiting)",
                     reason="queue_full",
                     retry_after_s=self.predicted_wait_s(0),
                 )
-            self._queue.extend(works)
-            self.queued_rows += rows
-            self._cond.notify()
-        try:
-            results = await asyncio.gather(*(w.future for w in works))
-        except BaseException:
-            with self._cond:  # cancelled or failed: what is still queued must not run
-                for w in works:
-                    self._settle(w)
             for w in works:
-                if not w.future.done():
-                    w.future.cancel()
-                elif not w.future.cancelled():
-                    w.future.exception()  # mark a sibling chunk's error as seen (no "never retrieved" log)
-            raise
-        if len(results) == 1:
-            return results[0]
-        outputs = {k: np.concatenate([r.outputs[k] for r in results]) for k in results[0].outputs}
-        return BatchResult(outputs, max(r.queue_s for r in results), sum(r.run_s for r in results))
+                queue = self._queues.get(w.key)
+                if queue is None:
+                    queue = self._queues[w.key] = deque()
+                queue.append(w)
+            self.queued_rows += total
+            self._cond.notify(min(len(works), self.workers))
+        return Submission(self, works, spans)
+
+    def withdraw(self, works: Sequence[_Work]) -> None:
+        """Take ``works`` out of the queue (those already taken or dropped are left as they are)."""
+        with self._cond:
+            for w in works:
+                self._settle(w)
 
     def _settle(self, work: _Work) -> None:
         """Take ``work`` out of the queue count (caller holds the lock)."""
@@ -230,8 +285,11 @@ class MicroBatcher:
                 log.warning("%s batcher: the batch in flight did not finish in %.1f s", self.name, timeout_s)
         with self._cond:
             # in flight only when a batch hung
-            stranded = [*(w for batch, _ in self._in_flight.values() for w in batch), *self._queue]
-            self._queue.clear()
+            stranded = [
+                *(w for batch, _ in self._in_flight.values() for w in batch),
+                *(w for queue in self._queues.values() for w in queue),
+            ]
+            self._queues.clear()
             for work in stranded:
                 self._settle(work)
         for work in stranded:
@@ -261,20 +319,22 @@ class MicroBatcher:
     def _next_batch(self, worker: int) -> list[_Work] | None:
         """Block until there is work (None once stopping); wait up to ``max_wait_ms`` for a full batch."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            while not (oldest := self._oldest()) and not self._stopping:
                 self._cond.wait()
-            if self._stopping:
+            if self._stopping or oldest is None:
                 return None
-            wait_until = self._queue[0].enqueued + self.cfg.max_wait_ms / 1000.0
+            wait_until = oldest[0].enqueued + self.cfg.max_wait_ms / 1000.0
             while (
-                self.queued_rows < self.cfg.rows_per_batch(self._queue[0].key)
+                self.queued_rows < self.rows_per_batch(oldest[0].key)
                 and not self._stopping
                 and (left := wait_until - time.perf_counter()) > 0
             ):
                 self._cond.wait(timeout=left)
+                if not (oldest := self._oldest()):
+                    return []  # everything queued was cancelled meanwhile: start over
             if self._stopping:
                 return None
-            batch, expired = self._take_batch(time.perf_counter())
+            batch, expired = self._take_batch(oldest, time.perf_counter())
             if batch:
                 end = time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
                 self._in_flight[worker] = (batch, end)
@@ -284,31 +344,40 @@ class MicroBatcher:
             )
         return batch
 
-    def _take_batch(self, now: float) -> tuple[list[_Work], list[_Work]]:
-        """Oldest live item first, then later items with the same key, within ``max_rows`` (lock held).
+    def _oldest(self) -> deque[_Work] | None:
+        """The queue whose first live item was enqueued first (lock held); settled heads are dropped."""
+        best: deque[_Work] | None = None
+        for queue in self._queues.values():
+            while queue and queue[0].settled:
+                queue.popleft()
+            if queue and (best is None or queue[0].enqueued < best[0].enqueued):
+                best = queue
+        return best
+
+    def _take_batch(self, queue: deque[_Work], now: float) -> tuple[list[_Work], list[_Work]]:
+        """Items from the front of ``queue`` (one key) within the key's batch size (lock held).
 
         Returns the batch and the items dropped because their deadline passed.
         """
         batch: list[_Work] = []
         expired: list[_Work] = []
-        rows, key, limit, keep = 0, None, self.cfg.max_rows, deque[_Work]()
-        while self._queue:
-            work = self._queue.popleft()
+        rows, limit = 0, self.rows_per_batch(queue[0].key)
+        while queue:
+            work = queue[0]
             if work.settled:
+                queue.popleft()
                 continue
             if work.deadline <= now:  # its request cannot use the answer: never run it
+                queue.popleft()
                 self._settle(work)
                 expired.append(work)
                 continue
-            if not batch:
-                key, limit = work.key, self.cfg.rows_per_batch(work.key)
-            if work.key == key and rows + work.rows <= limit:
-                self._settle(work)
-                batch.append(work)
-                rows += work.rows
-            else:
-                keep.append(work)
-        self._queue = keep
+            if batch and rows + work.rows > limit:
+                break
+            queue.popleft()
+            self._settle(work)
+            batch.append(work)
+            rows += work.rows
         return batch, expired
 
     def _run_batch(self, worker: int, batch: list[_Work]) -> None:
@@ -330,14 +399,16 @@ class MicroBatcher:
             self._post(lambda: _resolve_all(failed))
             return
         finally:
+            cpu_s = time.thread_time() - cpu_start  # inside the wall interval: cpu_s <= run_s
+            run_s = time.perf_counter() - start
             with self._cond:
                 self._in_flight.pop(worker, None)
-        run_s = time.perf_counter() - start
         with self._cond:
             self.record_batch(run_s, rows)
-        if self.metrics is not None:
-            self.metrics.batch_rows.labels(self.name).observe(rows)
-            self.metrics.batch_cpu.labels(self.name).inc(time.thread_time() - cpu_start)
+        if self._rows_metric is not None and self._cpu_metric is not None and self._wall_metric is not None:
+            self._rows_metric.observe(rows)
+            self._cpu_metric.inc(cpu_s)
+            self._wall_metric.inc(run_s)
         done = [
             (w.future, BatchResult(out, start - w.enqueued, run_s))
             for w, out in zip(batch, outputs, strict=True)

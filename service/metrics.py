@@ -86,6 +86,11 @@ class ServiceMetrics:
         self.batch_cpu = Counter(
             "prectr_batch_cpu_seconds", "CPU time of inference batches, by graph", ["graph"], registry=r
         )
+        # Wall seconds of the same batches: wall - CPU is time a batch thread was runnable but not running
+        # (waiting for the GIL held by the request path, or for a core).
+        self.batch_wall = Counter(
+            "prectr_batch_wall_seconds", "Wall time of inference batches, by graph", ["graph"], registry=r
+        )
         ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         GCCollector(registry=r)  # python_gc_collections_total, objects collected
         self.gc_pauses = GcPauses()
@@ -115,6 +120,7 @@ class ServiceMetrics:
             (STAGES, self.stage_duration),
             (GRAPHS, self.batch_rows),
             (GRAPHS, self.batch_cpu),
+            (GRAPHS, self.batch_wall),
             (GRAPHS, self.queue_depth),
             (SHED_REASONS, self.shed),
             (DEGRADED_REASONS, self.degraded),

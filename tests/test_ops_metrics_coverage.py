@@ -97,6 +97,7 @@ def test_dashboard_and_rules_reference_the_contract_metrics() -> None:
         "prectr_stage_duration_seconds_bucket",
         "prectr_batch_rows_bucket",
         "prectr_batch_cpu_seconds_total",
+        "prectr_batch_wall_seconds_total",
         "process_cpu_seconds_total",
         "prectr_gc_pause_seconds_total",
         "prectr_queue_depth",

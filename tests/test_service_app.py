@@ -18,6 +18,7 @@ CONTRACT_METRICS = (
     "prectr_stage_duration_seconds",
     "prectr_batch_rows",
     "prectr_batch_cpu_seconds",
+    "prectr_batch_wall_seconds",
     "prectr_gc_pause_seconds",
     "prectr_queue_depth",
     "prectr_shed_total",
@@ -137,6 +138,9 @@ async def test_metrics_expose_the_contract_names_and_the_model() -> None:
         + scrape['prectr_batch_cpu_seconds_total{graph="head"}']
     )
     assert 0 < inference <= scrape["process_cpu_seconds_total"]
+    for graph in ("encoder", "head"):  # a batch thread's CPU never exceeds its wall time
+        cpu = scrape[f'prectr_batch_cpu_seconds_total{{graph="{graph}"}}']
+        assert 0 < cpu <= scrape[f'prectr_batch_wall_seconds_total{{graph="{graph}"}}']
 
 
 async def test_serving_collects_young_garbage_less_often_times_the_pauses_and_restores_python() -> None:

@@ -285,3 +285,59 @@ async def test_rows_held_by_admitted_requests_count_ahead_until_released() -> No
     hold.release()  # idempotent: a finally after an early release does not double count
     assert batcher.idle and batcher.pending_rows == 0
     await batcher.stop()
+
+
+async def test_a_request_s_parts_are_queued_all_or_none() -> None:
+    """One request's length-bucket parts are checked for room together: never half a request queued."""
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4, max_queue_rows=6)
+    graph.gate.clear()
+    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    with pytest.raises(Overloaded):
+        batcher.enqueue([(rows([2] * 4, 16), 4, 16), (rows([3] * 3, 32), 3, 32)], far())
+    assert batcher.queued_rows == 0
+    queued = batcher.enqueue([(rows([2] * 4, 16), 4, 16), (rows([3] * 2, 32), 2, 32)], far())
+    assert batcher.queued_rows == 6
+    graph.gate.set()
+    first, second = await queued.results()
+    await blocker
+    await batcher.stop()
+    assert first.outputs["out"].tolist() == [4.0] * 4 and second.outputs["out"].tolist() == [6.0] * 2
+
+
+async def test_a_cancelled_submission_never_runs() -> None:
+    """A request that gives up before awaiting (its own failure, a timeout) takes its rows back."""
+    graph = EchoGraph()
+    batcher = await started(graph)
+    graph.gate.clear()
+    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    gone = batcher.enqueue([(rows([2, 2], 16), 2, 16), (rows([3], 32), 1, 32)], far())
+    assert batcher.queued_rows == 3
+    gone.cancel()
+    assert batcher.queued_rows == 0
+    graph.gate.set()
+    await blocker
+    await batcher.submit(rows([4], 32), 1, 32, far())  # the cancelled items are skipped, not run
+    await batcher.stop()
+    assert graph.shapes == [(1, 16), (1, 32)]
+    with pytest.raises(asyncio.CancelledError):
+        await gone.results()
+
+
+async def test_oldest_key_goes_first_and_a_batch_never_mixes_keys() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=8)
+    graph.gate.clear()
+    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    parts = [
+        asyncio.ensure_future(batcher.submit(rows([k], w), 1, w, far()))
+        for k, w in ((2, 32), (3, 16), (4, 32), (5, 16))
+    ]
+    await until(lambda: batcher.queued_rows == 4)
+    graph.gate.set()
+    await asyncio.gather(blocker, *parts)
+    await batcher.stop()
+    assert graph.shapes == [(1, 16), (2, 32), (2, 16)]  # the 32s were queued first

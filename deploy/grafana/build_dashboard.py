@@ -207,6 +207,20 @@ def build_panels() -> list[dict[str, Any]]:
     )
     lay.add(
         "timeseries",
+        "Inference threads waiting (GIL or a core)",
+        [
+            _target(
+                f"sum by (graph) (rate(prectr_batch_wall_seconds_total{{{SEL}}}{RATE})) - "
+                f"sum by (graph) (rate(prectr_batch_cpu_seconds_total{{{SEL}}}{RATE}))",
+                "{{graph}}",
+            )
+        ],
+        unit="short",
+        description="Batch threads runnable but not running (wall - CPU of their batches): waiting for the "
+        "GIL held by the request path, or for a core. High while cores idle means GIL contention.",
+    )
+    lay.add(
+        "timeseries",
         "Garbage collection (share of time)",
         _rate_by("prectr_gc_pause_seconds_total", "generation"),
         unit="percentunit",
