@@ -98,6 +98,39 @@ def build_head_feeds(
     history_len: int = HISTORY_LEN,
 ) -> dict[str, np.ndarray]:
     """Feeds for ``head.onnx`` for one request (serving path)."""
+    return {
+        "rel_vec": np.ascontiguousarray(rel_vec, dtype=np.float32),
+        "rel_logits": np.ascontiguousarray(rel_logits, dtype=np.float32),
+        **context_feeds(
+            query=query,
+            user_id=user_id,
+            item_ids=item_ids,
+            price_bucket=price_bucket,
+            pop_bucket=pop_bucket,
+            qpref=qpref,
+            upref=upref,
+            buckets=buckets,
+            smoothing=smoothing,
+            history_len=history_len,
+        ),
+    }
+
+
+def context_feeds(
+    *,
+    query: str,
+    user_id: str,
+    item_ids: Sequence[str],
+    price_bucket: np.ndarray,
+    pop_bucket: np.ndarray,
+    qpref: QueryPref | None,
+    upref: UserPref | None,
+    buckets: dict[str, int],
+    smoothing: Smoothing | None = None,
+    history_len: int = HISTORY_LEN,
+) -> dict[str, np.ndarray]:
+    """The head feeds that do not depend on the encoder (all but ``rel_vec`` and ``rel_logits``): the
+    service builds them while the encoder runs."""
     n = len(item_ids)
     q_norm = normalize_query(query)
     ids = id_matrix([user_id] * n, item_ids, [q_norm] * n, price_bucket, pop_bucket, buckets)
@@ -109,8 +142,6 @@ def build_head_feeds(
         history_len,
     )
     return {
-        "rel_vec": np.ascontiguousarray(rel_vec, dtype=np.float32),
-        "rel_logits": np.ascontiguousarray(rel_logits, dtype=np.float32),
         "pref_dense": features_for_request(qpref, upref, n, smoothing),
         "ids": ids,
         "hist_items": hist_items,

@@ -3,7 +3,8 @@
 The relevance cache is looked up first (microseconds) so that only cache misses are tokenised and so that
 admission control (:mod:`service.admission`) knows how many encoder rows the request really needs. Preference lookup (network) and
 tokenisation (a worker thread; HF tokenizers release the GIL) then run concurrently. Everything after
-that is named numpy arrays handed to the two batchers.
+that is named numpy arrays handed to the two batchers; while the encoder workers run, this thread builds
+the head's other inputs, and while the head runs, it stores the new encoder outputs in the cache.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.head_inputs import build_head_feeds
+from features.head_inputs import context_feeds
 from features.text import TextEncoder
 from service.admission import CompletionCalibration, admit, check_limits
 from service.fusion import fuse_results
@@ -92,8 +93,11 @@ class ScoringPipeline:
         item_ids = [c.item_id for c in req.candidates]
         titles = [c.title for c in req.candidates]
         degraded: list[str] = []
-        keys, cached = self._lookup_cache(info.version, query_norm, item_ids, titles, degraded)
-        miss_idx = np.asarray([i for i, v in enumerate(cached) if v is None], dtype=np.int64)
+        rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
+        rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
+        keys, miss_idx = self._lookup_cache(
+            info.version, query_norm, item_ids, titles, rel_vec, rel_logits, degraded
+        )
         predicted = admit(
             rt, len(miss_idx), n, deadline, fixed_s=self.pref_deadline_s, calibration=self.calibration
         )
@@ -124,36 +128,47 @@ class ScoringPipeline:
                 self.metrics.degraded.labels("preferences_unavailable").inc()
                 degraded.append("preferences_unavailable")
 
-            rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
-            rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
-            for i, v in enumerate(cached):
-                if v is not None:
-                    rel_vec[i], rel_logits[i] = v
+            # The workers start on the encoder rows now; meanwhile this thread builds the head's other inputs.
+            t_enc = time.perf_counter()
+            encoding = (
+                rt.encoder.enqueue([(f, len(r), b) for b, r, f in groups], deadline) if groups else None
+            )
             enc_hold.release()
-            if groups:
-                t_enc = time.perf_counter()
-                results = await asyncio.gather(
-                    *(rt.encoder.submit(f, len(r), b, deadline) for b, r, f in groups)
-                )
-                ms["queue"] = max(r.queue_s for r in results)
+            try:
+                feeds = self._context_feeds(rt, req, prefs, item_ids)
+                ms["features"] += time.perf_counter() - t_enc
+                encoded = await encoding.results() if encoding is not None else []
+            except BaseException:
+                if encoding is not None:
+                    encoding.cancel()
+                raise
+            if encoded:
+                ms["queue"] = max(r.queue_s for r in encoded)
                 ms["encoder"] = time.perf_counter() - t_enc - ms["queue"]
-                for (_, rows, _), res in zip(groups, results, strict=True):
-                    dest = miss_idx[rows]
-                    rel_vec[dest], rel_logits[dest] = res.outputs["rel_vec"], res.outputs["rel_logits"]
-                    if keys:
-                        self.cache.put_many(
-                            [keys[i] for i in dest], res.outputs["rel_vec"], res.outputs["rel_logits"]
-                        )
+            for (_, rows, _), res in zip(groups, encoded, strict=True):
+                dest = miss_idx[rows]
+                rel_vec[dest], rel_logits[dest] = res.outputs["rel_vec"], res.outputs["rel_logits"]
+            feeds |= {"rel_vec": rel_vec, "rel_logits": rel_logits}
 
-            t_feeds = time.perf_counter()
-            feeds = self._head_feeds(rt, req, rel_vec, rel_logits, prefs, item_ids)
             t_head = time.perf_counter()
+            heading = rt.head.enqueue([(feeds, n, None)], deadline)
             head_hold.release()
-            head = await rt.head.submit(feeds, n, None, deadline)
+            try:
+                if keys:  # the head runs meanwhile: remember the new encoder outputs
+                    for (_, rows, _), res in zip(groups, encoded, strict=True):
+                        self.cache.put_many(
+                            [keys[i] for i in miss_idx[rows]],
+                            res.outputs["rel_vec"],
+                            res.outputs["rel_logits"],
+                        )
+                (head,) = await heading.results()
+            except BaseException:
+                heading.cancel()
+                raise
             t_fuse = time.perf_counter()
             results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
             done = time.perf_counter()
-            ms["features"] += (t_head - t_feeds) + (done - t_fuse)
+            ms["features"] += done - t_fuse
             ms |= {
                 "prefs": prefs.elapsed_ms / 1000,
                 "head": t_fuse - t_head - head.queue_s,
@@ -195,18 +210,9 @@ class ScoringPipeline:
         return groups
 
     @staticmethod
-    def _head_feeds(
-        rt: ModelRuntime,
-        req: ScoreRequest,
-        rel_vec: np.ndarray,
-        rel_logits: np.ndarray,
-        prefs: PrefResult,
-        item_ids: list[str],
-    ) -> Feeds:
+    def _context_feeds(rt: ModelRuntime, req: ScoreRequest, prefs: PrefResult, item_ids: list[str]) -> Feeds:
         hc, n = rt.scorer.head_config, len(item_ids)
-        return build_head_feeds(
-            rel_vec=rel_vec,
-            rel_logits=rel_logits,
+        return context_feeds(
             query=req.query,
             user_id=req.user_id,
             item_ids=item_ids,
@@ -220,17 +226,29 @@ class ScoringPipeline:
         )
 
     def _lookup_cache(
-        self, version: str, query_norm: str, item_ids: list[str], titles: list[str], degraded: list[str]
-    ) -> tuple[list, list]:
+        self,
+        version: str,
+        query_norm: str,
+        item_ids: list[str],
+        titles: list[str],
+        rel_vec: np.ndarray,
+        rel_logits: np.ndarray,
+        degraded: list[str],
+    ) -> tuple[list, np.ndarray]:
+        """Copy cached rows into ``rel_vec``/``rel_logits``; returns the keys and the positions missed."""
+        n = len(item_ids)
         try:
             keys = self.cache.keys_for(version, query_norm, item_ids, titles)
-            cached = self.cache.get_many(keys)
+            hit, vec, logits = self.cache.get_many(keys)
         except Exception:  # the cache is an optimisation: never fail a request because of it
             log.exception("relevance cache lookup failed")
             self.metrics.degraded.labels("relevance_cache_error").inc()
             degraded.append("relevance_cache_error")
-            return [], [None] * len(item_ids)
-        hits = sum(v is not None for v in cached)
-        self.metrics.cache_lookups.labels("hit").inc(hits)
-        self.metrics.cache_lookups.labels("miss").inc(len(cached) - hits)
-        return keys, cached
+            return [], np.arange(n, dtype=np.int64)
+        if len(hit):
+            rel_vec[hit], rel_logits[hit] = vec, logits
+        self.metrics.cache_lookups.labels("hit").inc(len(hit))
+        self.metrics.cache_lookups.labels("miss").inc(n - len(hit))
+        missed = np.ones(n, dtype=bool)
+        missed[hit] = False
+        return keys, np.flatnonzero(missed)

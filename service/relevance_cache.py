@@ -4,6 +4,11 @@ Relevance depends only on the (query, item text) pair, not on the user, so a pop
 skip the encoder (the whole CPU budget) and only run the cheap head. The title hash is in the key so an
 edited title is re-encoded, and the model version so a hot reload never serves the old encoder's vectors.
 Only the event-loop thread touches it, so it needs no lock.
+
+Values live in two preallocated matrices (``capacity`` rows of ``rel_vec`` and of ``rel_logits``); the LRU
+dict maps a key to its row ("slot"). A request's hits are read, and its new rows written, with one numpy
+copy each instead of a Python object per row. A read copies, so a slot reused later never changes rows
+a request already holds.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from collections.abc import Sequence
 import numpy as np
 
 CacheKey = tuple[str, str, str, int]
-CacheValue = tuple[np.ndarray, np.ndarray]  # rel_vec (D,), rel_logits (K,)
 
 
 def title_hash(title: str) -> int:
@@ -28,12 +32,15 @@ class RelevanceCache:
         if capacity < 0:
             raise ValueError(f"cache capacity must be >= 0, got {capacity}")
         self.capacity = capacity
-        self._entries: OrderedDict[CacheKey, CacheValue] = OrderedDict()
+        self._slots: OrderedDict[CacheKey, int] = OrderedDict()
+        self._vec: np.ndarray | None = None  # (capacity, D) float32, allocated by the first put
+        self._logits: np.ndarray | None = None  # (capacity, K) float32
+        self._next_slot = 0  # slots below it have been handed out; then the LRU entry's slot is reused
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._slots)
 
     @staticmethod
     def keys_for(
@@ -44,37 +51,67 @@ class RelevanceCache:
             for item, title in zip(item_ids, titles, strict=True)
         ]
 
-    def get_many(self, keys: Sequence[CacheKey]) -> list[CacheValue | None]:
-        """Values in key order (None for a miss); hits become most recently used."""
-        if not self.capacity:
-            self.misses += len(keys)
-            return [None] * len(keys)
-        out: list[CacheValue | None] = []
-        entries = self._entries
-        for key in keys:
-            value = entries.get(key)
-            if value is not None:
-                entries.move_to_end(key)
-            out.append(value)
-        hits = sum(v is not None for v in out)
-        self.hits += hits
-        self.misses += len(keys) - hits
-        return out
+    def get_many(self, keys: Sequence[CacheKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(positions, rel_vec, rel_logits)``: the positions in ``keys`` that hit and copies of their
+        rows, in that order; hits become most recently used."""
+        positions: list[int] = []
+        slots: list[int] = []
+        entries = self._slots
+        if entries:
+            get, touch = entries.get, entries.move_to_end
+            for i, key in enumerate(keys):
+                slot = get(key)
+                if slot is not None:
+                    touch(key)
+                    positions.append(i)
+                    slots.append(slot)
+        self.hits += len(slots)
+        self.misses += len(keys) - len(slots)
+        if not slots or self._vec is None or self._logits is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        index = np.asarray(slots, dtype=np.int64)
+        return np.asarray(positions, dtype=np.int64), self._vec[index], self._logits[index]
 
     def put_many(self, keys: Sequence[CacheKey], rel_vec: np.ndarray, rel_logits: np.ndarray) -> None:
-        """Store row ``i`` of both arrays under ``keys[i]``.
+        """Store row ``i`` of both arrays under ``keys[i]`` (a copy: callers may reuse their arrays).
 
-        Rows are views, not copies (copying 2 x 200 rows costs more than the lookup): a batch output array
-        lives while any of its rows is cached. Callers never write into arrays they hand over.
+        Rows of another width than the stored ones (a hot reload to a model with other output sizes)
+        start the cache afresh: the previous model's entries can never hit again anyway.
         """
-        if not self.capacity:
+        if not self.capacity or not len(keys):
             return
-        entries = self._entries
-        # The keys just missed, so they are new and land at the recent end; one that another request
-        # stored meanwhile keeps its place (the same vectors, a slightly older LRU position).
-        entries.update(zip(keys, zip(rel_vec, rel_logits, strict=True), strict=True))
-        while len(entries) > self.capacity:
-            entries.popitem(last=False)
+        if (
+            self._vec is None
+            or self._logits is None
+            or self._vec.shape[1:] != rel_vec.shape[1:]
+            or self._logits.shape[1:] != rel_logits.shape[1:]
+        ):
+            self.clear()
+            self._vec = np.empty((self.capacity, *rel_vec.shape[1:]), np.float32)
+            self._logits = np.empty((self.capacity, *rel_logits.shape[1:]), np.float32)
+        if len(keys) > self.capacity:  # only the last ``capacity`` rows could stay
+            keys, rel_vec, rel_logits = (
+                keys[-self.capacity :],
+                rel_vec[-self.capacity :],
+                rel_logits[-self.capacity :],
+            )
+        entries = self._slots
+        slots: list[int] = []
+        for key in keys:
+            slot = entries.get(key)
+            if slot is None:  # new (another request may have stored it meanwhile: then overwrite in place)
+                if self._next_slot < self.capacity:
+                    slot, self._next_slot = self._next_slot, self._next_slot + 1
+                else:
+                    _, slot = entries.popitem(last=False)
+                entries[key] = slot
+            else:
+                entries.move_to_end(key)
+            slots.append(slot)
+        index = np.asarray(slots, dtype=np.int64)
+        self._vec[index] = rel_vec
+        self._logits[index] = rel_logits
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._slots.clear()
+        self._next_slot = 0

@@ -28,9 +28,9 @@ def test_key_separates_version_query_item_and_title() -> None:
         ("v1", "drill", "a", "Blue drill"),
     ]
     for version, query, item, title in variants:
-        assert cache.get_many(cache.keys_for(version, query, [item], [title])) == [None]
-    (hit,) = cache.get_many([key])
-    assert hit is not None and hit[0].tolist() == [0.0, 1.0]
+        assert len(cache.get_many(cache.keys_for(version, query, [item], [title]))[0]) == 0
+    hit, vec, logits = cache.get_many([key])
+    assert hit.tolist() == [0] and vec.tolist() == [[0.0, 1.0]] and logits.shape == (1, 4)
     assert (cache.hits, cache.misses) == (1, 4)
 
 
@@ -40,15 +40,46 @@ def test_least_recently_used_entry_is_evicted_first() -> None:
     _put(cache, keys[:2])
     cache.get_many([keys[0]])  # a is now more recent than b
     _put(cache, keys[2:])
-    assert [v is not None for v in cache.get_many(keys)] == [True, False, True]
-    assert len(cache) == 2
+    hit, vec, _ = cache.get_many(keys)
+    assert hit.tolist() == [0, 2] and len(cache) == 2
+    assert vec.tolist() == [[0.0, 1.0], [0.0, 1.0]]  # c took b's row; a kept its own
+
+
+def test_values_are_copies_that_later_puts_cannot_change() -> None:
+    cache = RelevanceCache(1)
+    a, b = cache.keys_for("v1", "q", ["a", "b"], ["ta", "tb"])
+    rel_vec = np.array([[1.0, 2.0]], np.float32)
+    cache.put_many([a], rel_vec, np.zeros((1, 4)))
+    rel_vec[:] = 9.0  # the caller reuses its array
+    _, held, _ = cache.get_many([a])
+    cache.put_many([b], np.array([[5.0, 6.0]], np.float32), np.ones((1, 4)))  # evicts a, reuses its row
+    assert held.tolist() == [[1.0, 2.0]]
+    assert cache.get_many([b])[1].tolist() == [[5.0, 6.0]]
+
+
+def test_more_keys_than_capacity_keeps_the_last_ones() -> None:
+    cache = RelevanceCache(2)
+    keys = cache.keys_for("v1", "q", ["a", "b", "c"], ["ta", "tb", "tc"])
+    _put(cache, keys)
+    hit, vec, _ = cache.get_many(keys)
+    assert hit.tolist() == [1, 2] and vec.tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
+def test_rows_of_another_width_start_the_cache_afresh() -> None:
+    cache = RelevanceCache(4)
+    old = cache.keys_for("v1", "q", ["a"], ["ta"])
+    new = cache.keys_for("v2", "q", ["a"], ["ta"])
+    _put(cache, old)
+    cache.put_many(new, np.ones((1, 3), np.float32), np.zeros((1, 4)))  # a model with 3-wide vectors
+    assert len(cache) == 1 and len(cache.get_many(old)[0]) == 0
+    assert cache.get_many(new)[1].tolist() == [[1.0, 1.0, 1.0]]
 
 
 def test_zero_capacity_disables_the_cache() -> None:
     cache = RelevanceCache(0)
     keys = cache.keys_for("v1", "q", ["a"], ["ta"])
     _put(cache, keys)
-    assert cache.get_many(keys) == [None] and len(cache) == 0
+    assert len(cache.get_many(keys)[0]) == 0 and len(cache) == 0
 
 
 async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:
