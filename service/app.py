@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import hmac
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -100,15 +101,18 @@ def create_app(
         await service.start()
         gc.collect()
         gc.freeze()  # start-up objects leave the GC's generations: fewer, shorter pauses at p99
-        thresholds = gc.get_threshold()
+        thresholds, switch_interval = gc.get_threshold(), sys.getswitchinterval()
         if settings.server.gc_gen0_threshold:
             gc.set_threshold(settings.server.gc_gen0_threshold, *thresholds[1:])
+        if settings.server.switch_interval_ms:
+            sys.setswitchinterval(settings.server.switch_interval_ms / 1000)
         metrics.gc_pauses.install()
         try:
             yield
         finally:
             metrics.gc_pauses.uninstall()
             gc.set_threshold(*thresholds)
+            sys.setswitchinterval(switch_interval)
             await service.stop()
 
     app = FastAPI(

@@ -1,18 +1,19 @@
-"""Micro-batcher for one graph: per-item futures, a row budget plus a max wait, length-bucketed batches.
+"""Micro-batcher for one graph: a row budget plus a max wait, length-bucketed batches, one future per request.
 
 Requests submit named arrays (already tokenised) with a key (the length bucket for the encoder, None for
-the head) and a deadline, and await a future per part. Items wait in one queue per key; worker threads
-take the key whose first item is oldest and form a batch from that queue alone (never scanning other
-keys' items), up to ``max_rows`` rows and, for length-bucketed graphs, ``max_tokens`` tokens
-(rows x bucket width: on a CPU per-row cost rises once a batch outgrows the cache); wait at most
-``max_wait_ms`` for a batch to fill; drop items whose deadline passed or whose waiter was cancelled
-(timeout, client gone) *before* inference; run prepare -> run -> finish (ONNX Runtime releases the GIL)
-and hand the outputs back to the event loop. A worker takes its next batch itself, as soon as the previous
-one ends: a busy event loop (parsing and answering other requests) never leaves the accelerator idle
-between batches. With ``workers`` > 1 batches run side by side (on a CPU, single-threaded ORT runs in
-parallel beat one run using every core: the length-bucket batches of one request are small, and intra-op
-threads synchronise after every op). A batch that raises fails every waiter in it. The queue is bounded in
-rows; the measured per-row cost (EWMA) and the rows queued ahead feed admission control.
+the head) and a deadline, and await one future for all of a request's parts, set when its last chunk is
+done (the event loop wakes once per request, not once per batch). Items wait in one queue per key; worker
+threads take the key whose first item is oldest and form a batch from that queue alone, up to
+``max_rows`` rows and, for length-bucketed graphs, ``max_tokens`` tokens (rows x bucket width: on a CPU
+per-row cost rises once a batch outgrows the cache); wait at most ``max_wait_ms`` for a batch to fill;
+drop items whose deadline passed or whose waiter was cancelled (timeout, client gone) *before* inference;
+run prepare -> run -> finish (ONNX Runtime releases the GIL) and hand the outputs back to the event loop.
+A worker takes its next batch itself, as soon as the previous one ends: a busy event loop (parsing and
+answering other requests) never leaves the accelerator idle between batches. With ``workers`` > 1
+batches run side by side (on a CPU, single-threaded ORT runs in parallel beat one run using every core:
+the length-bucket batches of one request are small, and intra-op threads synchronise after every op). A
+batch that raises fails every request in it. The queue is bounded in rows; the measured per-row cost
+(EWMA) and the rows queued ahead feed admission control.
 """
 
 from __future__ import annotations
@@ -44,13 +45,26 @@ class BatchResult:
     run_s: float  # prepare + run + finish of the batch(es) holding these rows
 
 
+class _Group:
+    """The chunks of one submission: one future for all of them, settled on the event loop when the last
+    chunk is done (or the first fails), so a request wakes the loop once, not once per batch."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, future: asyncio.Future[list[BatchResult]], chunks: int) -> None:
+        self.future = future
+        self.results: list[BatchResult | None] = [None] * chunks
+        self.remaining = chunks  # under the batcher's lock
+
+
 @dataclass(eq=False, slots=True)
 class _Work:
     feeds: Feeds
     rows: int
     key: int | None
     deadline: float  # time.perf_counter() clock
-    future: asyncio.Future[BatchResult]
+    group: _Group
+    index: int  # position among the group's chunks
     enqueued: float = field(default_factory=time.perf_counter)
     settled: bool = False  # taken into a batch, or dropped: no longer counted in the queue (under the lock)
 
@@ -61,8 +75,8 @@ def default_workers() -> int:
     return max(1, min(8, cores))
 
 
-def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseException) -> None:
-    """On the event loop: settle ``future`` unless its waiter already gave up."""
+def _resolve(future: asyncio.Future[list[BatchResult]], result: list[BatchResult] | BaseException) -> None:
+    """On the event loop: settle ``future`` unless its waiter already gave up (or another chunk failed)."""
     if future.done():
         return
     if isinstance(result, BaseException):
@@ -71,9 +85,18 @@ def _resolve(future: asyncio.Future[BatchResult], result: BatchResult | BaseExce
         future.set_result(result)
 
 
-def _resolve_all(settled: Sequence[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
-    for future, result in settled:
-        _resolve(future, result)
+def _finish_groups(done: Sequence[_Group]) -> None:
+    for group in done:
+        _resolve(group.future, group.results)  # type: ignore[arg-type]  # every chunk is in
+
+
+def _fail_groups(groups: Sequence[_Group], error: BaseException) -> None:
+    for group in groups:
+        _resolve(group.future, error)
+
+
+def _groups_of(works: Sequence[_Work]) -> list[_Group]:
+    return list({id(w.group): w.group for w in works}.values())
 
 
 def _joined(results: Sequence[BatchResult]) -> BatchResult:
@@ -92,27 +115,28 @@ class Submission:
     does the same.
     """
 
-    __slots__ = ("_batcher", "_spans", "_works")
+    __slots__ = ("_batcher", "_group", "_spans", "_works")
 
-    def __init__(self, batcher: MicroBatcher, works: list[_Work], spans: list[tuple[int, int]]) -> None:
-        self._batcher, self._works, self._spans = batcher, works, spans
+    def __init__(
+        self, batcher: MicroBatcher, group: _Group, works: list[_Work], spans: list[tuple[int, int]]
+    ) -> None:
+        self._batcher, self._group, self._works, self._spans = batcher, group, works, spans
 
     async def results(self) -> list[BatchResult]:
         try:
-            results = await asyncio.gather(*(w.future for w in self._works))
+            results = await self._group.future
         except BaseException:
             self.cancel()
             raise
         return [_joined(results[a:b]) for a, b in self._spans]
 
     def cancel(self) -> None:
-        works = self._works
-        self._batcher.withdraw(works)
-        for w in works:
-            if not w.future.done():
-                w.future.cancel()
-            elif not w.future.cancelled():
-                w.future.exception()  # mark a sibling chunk's error as seen (no "never retrieved" log)
+        self._batcher.withdraw(self._works)
+        future = self._group.future
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()  # mark a failure as seen (no "never retrieved" log)
 
 
 class RowHold:
@@ -214,21 +238,18 @@ class MicroBatcher:
         while the workers run. Raises :class:`Draining` or :class:`Overloaded` having queued nothing."""
         loop = asyncio.get_running_loop()
         deadline_pc = time.perf_counter() + (deadline - loop.time())
-        works: list[_Work] = []
-        spans = []  # per part: its works' slice
-        for feeds, rows, key in parts:
-            step, first = self.rows_per_batch(key), len(works)
-            works += [
-                _Work(
-                    {k: v[i : i + step] for k, v in feeds.items()} if rows > step else feeds,
-                    min(step, rows - i),
-                    key,
-                    deadline_pc,
-                    loop.create_future(),
-                )
-                for i in range(0, rows, step)
-            ]
-            spans.append((first, len(works)))
+        cuts: list[tuple[int, int, int]] = []  # (part, first row, rows) per chunk
+        spans = []  # per part: its chunks' slice
+        for p, (_, rows, key) in enumerate(parts):
+            step, first = self.rows_per_batch(key), len(cuts)
+            cuts += [(p, i, min(step, rows - i)) for i in range(0, rows, step)]
+            spans.append((first, len(cuts)))
+        group = _Group(loop.create_future(), len(cuts))
+        works = []
+        for index, (p, i, n) in enumerate(cuts):
+            feeds, rows, key = parts[p]
+            chunk = feeds if n == rows else {k: v[i : i + n] for k, v in feeds.items()}
+            works.append(_Work(chunk, n, key, deadline_pc, group, index))
         total = sum(rows for _, rows, _ in parts)
         with self._cond:
             if not self.accepting:
@@ -246,7 +267,7 @@ class MicroBatcher:
                 queue.append(w)
             self.queued_rows += total
             self._cond.notify(min(len(works), self.workers))
-        return Submission(self, works, spans)
+        return Submission(self, group, works, spans)
 
     def withdraw(self, works: Sequence[_Work]) -> None:
         """Take ``works`` out of the queue (those already taken or dropped are left as they are)."""
@@ -292,8 +313,7 @@ class MicroBatcher:
             self._queues.clear()
             for work in stranded:
                 self._settle(work)
-        for work in stranded:
-            _resolve(work.future, Draining("the service is shutting down"))
+        _fail_groups(_groups_of(stranded), Draining("the service is shutting down"))
 
     # ---- worker thread ------------------------------------------------------------------------------
     def _worker(self, worker: int) -> None:
@@ -338,10 +358,9 @@ class MicroBatcher:
             if batch:
                 end = time.perf_counter() + sum(w.rows for w in batch) * self.row_cost_s
                 self._in_flight[worker] = (batch, end)
-        for work in expired:
-            self._post(
-                lambda f=work.future: _resolve(f, DeadlineExceeded("the deadline passed while queued"))
-            )
+        if expired:
+            late = _groups_of(expired)
+            self._post(lambda: _fail_groups(late, DeadlineExceeded("the deadline passed while queued")))
         return batch
 
     def _oldest(self) -> deque[_Work] | None:
@@ -387,33 +406,32 @@ class MicroBatcher:
             outputs = self._infer(batch)
         except Exception as exc:
             log.error("%s batch of %d rows (%d requests) failed", self.name, rows, len(batch), exc_info=exc)
-            failed = [
-                (
-                    w.future,
-                    BatchFailed(
-                        f"{self.name} inference failed for the batch holding this request; it is safe to retry"
-                    ),
-                )
-                for w in batch
-            ]
-            self._post(lambda: _resolve_all(failed))
+            failed = _groups_of(batch)
+            error = BatchFailed(
+                f"{self.name} inference failed for the batch holding this request; it is safe to retry"
+            )
+            self._post(lambda: _fail_groups(failed, error))
             return
         finally:
             cpu_s = time.thread_time() - cpu_start  # inside the wall interval: cpu_s <= run_s
             run_s = time.perf_counter() - start
             with self._cond:
                 self._in_flight.pop(worker, None)
-        with self._cond:
-            self.record_batch(run_s, rows)
         if self._rows_metric is not None and self._cpu_metric is not None and self._wall_metric is not None:
             self._rows_metric.observe(rows)
             self._cpu_metric.inc(cpu_s)
             self._wall_metric.inc(run_s)
-        done = [
-            (w.future, BatchResult(out, start - w.enqueued, run_s))
-            for w, out in zip(batch, outputs, strict=True)
-        ]
-        self._post(lambda: _resolve_all(done))
+        done = []
+        with self._cond:
+            self.record_batch(run_s, rows)
+            for w, out in zip(batch, outputs, strict=True):
+                group = w.group
+                group.results[w.index] = BatchResult(out, start - w.enqueued, run_s)
+                group.remaining -= 1
+                if not group.remaining:
+                    done.append(group)
+        if done:  # the loop wakes only for requests whose last chunk this was
+            self._post(lambda: _finish_groups(done))
 
     def _infer(self, batch: list[_Work]) -> list[Feeds]:
         feeds = self.runner.prepare([w.feeds for w in batch], batch[0].key)

@@ -230,6 +230,16 @@ class ServerSettings(_Section):
         ge=0,
         description="allocations between young-generation collections while serving; 0 = Python's (700)",
     )
+    switch_interval_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description=(
+            "how long a thread waits for the GIL before asking its holder to let go, while serving "
+            "(sys.setswitchinterval); 0 = Python's (5 ms). Shorter: inference threads returning from "
+            "ONNX Runtime wait less behind the request path"
+        ),
+    )
 
     @model_validator(mode="after")
     def _default_budget_within_max(self) -> ServerSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 
 import numpy as np
 import pytest
@@ -143,15 +144,20 @@ async def test_metrics_expose_the_contract_names_and_the_model() -> None:
         assert 0 < cpu <= scrape[f'prectr_batch_wall_seconds_total{{graph="{graph}"}}']
 
 
-async def test_serving_collects_young_garbage_less_often_times_the_pauses_and_restores_python() -> None:
-    python_default = gc.get_threshold()
-    app = create_app(Settings(server={"gc_gen0_threshold": 12_345}), scorer=FakeScorer(), store=FakeStore())
+async def test_serving_applies_gc_and_gil_settings_times_the_pauses_and_restores_python() -> None:
+    python_default, python_switch = gc.get_threshold(), sys.getswitchinterval()
+    app = create_app(
+        Settings(server={"gc_gen0_threshold": 12_345, "switch_interval_ms": 0.25}),
+        scorer=FakeScorer(),
+        store=FakeStore(),
+    )
     async with running(app) as client:
         assert gc.get_threshold() == (12_345, *python_default[1:])
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
         await client.post("/score", json=score_body(50))
         gc.collect(0)  # a collection while serving is timed
         text = (await client.get("/metrics")).text
-    assert gc.get_threshold() == python_default
+    assert gc.get_threshold() == python_default and sys.getswitchinterval() == python_switch
     pause = next(
         ln for ln in text.splitlines() if ln.startswith('prectr_gc_pause_seconds_total{generation="0"}')
     )

@@ -341,3 +341,17 @@ async def test_oldest_key_goes_first_and_a_batch_never_mixes_keys() -> None:
     await asyncio.gather(blocker, *parts)
     await batcher.stop()
     assert graph.shapes == [(1, 16), (2, 32), (2, 16)]  # the 32s were queued first
+
+
+async def test_a_request_split_over_many_batches_wakes_the_event_loop_once() -> None:
+    """Results go back per request, not per batch: the loop is woken when the last chunk is done."""
+    graph = EchoGraph()
+    batcher = await started(graph, max_rows=4)
+    posts = []
+    post = batcher._post
+    batcher._post = lambda callback: (posts.append(callback), post(callback))  # type: ignore[method-assign]
+    result = await batcher.submit(rows(list(range(10)), 16), 10, 16, far())  # chunks of 4, 4, 2
+    assert graph.shapes == [(4, 16), (4, 16), (2, 16)]
+    assert len(posts) == 1
+    assert result.outputs["out"].tolist() == [2.0 * k for k in range(10)]
+    await batcher.stop()
