@@ -430,6 +430,8 @@ def cpu_counters(host: str, port: int) -> dict[str, float]:
             out["server"] = float(value)
         elif name.startswith("prectr_batch_cpu_seconds_total{"):
             out[name.split('"')[1]] = float(value)
+        elif name.startswith("prectr_batch_wall_seconds_total{"):
+            out["wall_" + name.split('"')[1]] = float(value)
         elif name.startswith("prectr_gc_pause_seconds_total{"):
             out["gc"] = out.get("gc", 0.0) + float(value)
     return out
@@ -451,6 +453,8 @@ async def with_cpu(host: str, port: int, phase) -> dict:  # type: ignore[no-unty
             "gc"
         ),  # part of server_rest: garbage collection (every thread needing the GIL waits)
         "client": per("client"),
+        # inference threads runnable but not running (batch wall - CPU): waiting for the GIL or a core
+        "inference_waiting": {g: round(per("wall_" + g) - inference[g], 2) for g in inference},
     }
     return result
 
