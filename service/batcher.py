@@ -245,6 +245,8 @@ class MicroBatcher:
             cuts += [(p, i, min(step, rows - i)) for i in range(0, rows, step)]
             spans.append((first, len(cuts)))
         group = _Group(loop.create_future(), len(cuts))
+        if not cuts:  # no parts: nothing to run
+            group.future.set_result([])
         works = []
         for index, (p, i, n) in enumerate(cuts):
             feeds, rows, key = parts[p]

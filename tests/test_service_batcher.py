@@ -355,3 +355,11 @@ async def test_a_request_split_over_many_batches_wakes_the_event_loop_once() -> 
     assert len(posts) == 1
     assert result.outputs["out"].tolist() == [2.0 * k for k in range(10)]
     await batcher.stop()
+
+
+async def test_an_empty_submission_is_answered_without_inference() -> None:
+    graph = EchoGraph()
+    batcher = await started(graph)
+    assert await batcher.enqueue([], far()).results() == []
+    await batcher.stop()
+    assert graph.entered == 0
