@@ -230,8 +230,8 @@ class ServerSettings(_Section):
         ge=0,
         description="allocations between young-generation collections while serving; 0 = Python's (700)",
     )
-    # Alternating A/B runs (V2 int8, 2 cores, c=8): 0.5 ms vs Python's 5 ms +1.4 to +5.6 % req/s in five
-    # pairs; 0.1 ms was worse than 0.5 ms (more forced hand-offs).
+    # Alternating A/B runs (V2 int8, 2 cores, c=8), 0.5 ms vs Python's 5 ms: +5.0 / +4.0 / +1.8 % req/s in
+    # three 10 s rounds, best service cand/s +0.4 / +8.5 % in two full serve_bench pairs; 0.1 ms was worse.
     switch_interval_ms: float = Field(
         default=0.5,
         ge=0,
