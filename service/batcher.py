@@ -172,7 +172,6 @@ class MicroBatcher:
         self.queued_rows = 0
         self.pending_rows = 0  # admitted, not yet submitted (still tokenising / in earlier stages); loop only
         self._queues: dict[int | None, deque[_Work]] = {}  # one FIFO per key (length bucket)
-        self._limits: dict[int | None, int] = {}  # rows per batch by key
         self._cond = threading.Condition()  # guards the queues, queued_rows, settled flags and _stopping
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -181,14 +180,16 @@ class MicroBatcher:
         # worker -> (the batch it runs, predicted perf_counter() end of that batch)
         self._in_flight: dict[int, tuple[list[_Work], float]] = {}
         self._stopping = False
-        self._rows_metric = metrics.batch_rows.labels(self.name) if metrics is not None else None
-        self._cpu_metric = metrics.batch_cpu.labels(self.name) if metrics is not None else None
-        self._wall_metric = metrics.batch_wall.labels(self.name) if metrics is not None else None
-
-    def rows_per_batch(self, key: int | None) -> int:
-        if (limit := self._limits.get(key)) is None:
-            limit = self._limits[key] = self.cfg.rows_per_batch(key)
-        return limit
+        # rows, CPU and wall time per batch, resolved once (a labels() lookup takes a lock)
+        self._batch_metrics = (
+            (
+                metrics.batch_rows.labels(self.name),
+                metrics.batch_cpu.labels(self.name),
+                metrics.batch_wall.labels(self.name),
+            )
+            if metrics is not None
+            else None
+        )
 
     # ---- admission inputs -------------------------------------------------------------------------
     @property
@@ -241,7 +242,7 @@ class MicroBatcher:
         cuts: list[tuple[int, int, int]] = []  # (part, first row, rows) per chunk
         spans = []  # per part: its chunks' slice
         for p, (_, rows, key) in enumerate(parts):
-            step, first = self.rows_per_batch(key), len(cuts)
+            step, first = self.cfg.rows_per_batch(key), len(cuts)
             cuts += [(p, i, min(step, rows - i)) for i in range(0, rows, step)]
             spans.append((first, len(cuts)))
         group = _Group(loop.create_future(), len(cuts))
@@ -347,7 +348,7 @@ class MicroBatcher:
                 return None
             wait_until = oldest[0].enqueued + self.cfg.max_wait_ms / 1000.0
             while (
-                self.queued_rows < self.rows_per_batch(oldest[0].key)
+                self.queued_rows < self.cfg.rows_per_batch(oldest[0].key)
                 and not self._stopping
                 and (left := wait_until - time.perf_counter()) > 0
             ):
@@ -382,7 +383,7 @@ class MicroBatcher:
         """
         batch: list[_Work] = []
         expired: list[_Work] = []
-        rows, limit = 0, self.rows_per_batch(queue[0].key)
+        rows, limit = 0, self.cfg.rows_per_batch(queue[0].key)
         while queue:
             work = queue[0]
             if work.settled:
@@ -419,10 +420,11 @@ class MicroBatcher:
             run_s = time.perf_counter() - start
             with self._cond:
                 self._in_flight.pop(worker, None)
-        if self._rows_metric is not None and self._cpu_metric is not None and self._wall_metric is not None:
-            self._rows_metric.observe(rows)
-            self._cpu_metric.inc(cpu_s)
-            self._wall_metric.inc(run_s)
+        if self._batch_metrics is not None:
+            rows_metric, cpu_metric, wall_metric = self._batch_metrics
+            rows_metric.observe(rows)
+            cpu_metric.inc(cpu_s)
+            wall_metric.inc(run_s)
         done = []
         with self._cond:
             self.record_batch(run_s, rows)

@@ -154,13 +154,8 @@ class ScoringPipeline:
             heading = rt.head.enqueue([(feeds, n, None)], deadline)
             head_hold.release()
             try:
-                if keys:  # the head runs meanwhile: remember the new encoder outputs
-                    for (_, rows, _), res in zip(groups, encoded, strict=True):
-                        self.cache.put_many(
-                            [keys[i] for i in miss_idx[rows]],
-                            res.outputs["rel_vec"],
-                            res.outputs["rel_logits"],
-                        )
+                if keys and encoded:  # the head runs meanwhile: remember the new encoder outputs
+                    self.cache.put_many([keys[i] for i in miss_idx], rel_vec[miss_idx], rel_logits[miss_idx])
                 (head,) = await heading.results()
             except BaseException:
                 heading.cancel()
