@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.hashing import hash_buckets, stable_hash64
+from features.hashing import hash_bucket, hash_buckets, stable_hash64
 from features.normalize import normalize_query
 from features.prefs import HISTORY_LEN, QueryPref, Smoothing, UserPref, features_for_request
 
@@ -54,6 +54,24 @@ def id_matrix(
         np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
     ]
     return np.stack(cols, axis=1).astype(np.int64)
+
+
+def request_id_matrix(
+    user_id: str,
+    item_ids: Sequence[str],
+    query_norm: str,
+    price_bucket: np.ndarray,
+    pop_bucket: np.ndarray,
+    buckets: dict[str, int],
+) -> np.ndarray:
+    """:func:`id_matrix` for one request: the user and the query are hashed once, not once per row."""
+    ids = np.empty((len(item_ids), len(ID_FEATURES)), dtype=np.int64)
+    ids[:, 0] = hash_bucket(str(user_id), buckets["user"])
+    ids[:, 1] = hash_buckets(item_ids, buckets["item"])
+    ids[:, 2] = hash_bucket(query_norm, buckets["query"])
+    ids[:, 3] = np.clip(np.asarray(price_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1)
+    ids[:, 4] = np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1)
+    return ids
 
 
 def history_matrix(
@@ -132,8 +150,7 @@ def context_feeds(
     """The head feeds that do not depend on the encoder (all but ``rel_vec`` and ``rel_logits``): the
     service builds them while the encoder runs."""
     n = len(item_ids)
-    q_norm = normalize_query(query)
-    ids = id_matrix([user_id] * n, item_ids, [q_norm] * n, price_bucket, pop_bucket, buckets)
+    ids = request_id_matrix(user_id, item_ids, normalize_query(query), price_bucket, pop_bucket, buckets)
     hist_items, hist_levels = history_matrix(
         upref.history_items if upref else (),
         upref.history_levels if upref else (),

@@ -18,7 +18,9 @@ from features.head_inputs import (
     bucket_of_hash64,
     build_head_feeds,
     history_matrix,
+    id_matrix,
     item_hash64,
+    request_id_matrix,
 )
 from features.manifest import BundleManifest, GraphSpec, IdFeatureSpec, PrefSpec, TensorSpec, TextSpec
 from features.prefs import PREF_DENSE_COLUMNS, QueryPref, Smoothing, UserPref, features_for_request
@@ -105,6 +107,15 @@ def test_head_feeds_have_contract_names_shapes_and_dtypes() -> None:
     assert feeds["ids"][:, 3].tolist() == [1, 2, 0, 10]  # out-of-range buckets are clipped
     assert feeds["rel_vec"].dtype == np.float32 and feeds["pref_dense"].shape == (n, 12)
     assert feeds["ids"][0, 2] == hash_bucket("deck over", BUCKETS["query"])
+
+
+def test_serving_id_matrix_equals_the_training_one_row_for_row() -> None:
+    items = [str(i) for i in range(50)]
+    price, pop = np.arange(50) % 13 - 1, np.full(50, 3.7)  # out of range and non-integer values too
+    training = id_matrix(["u9"] * 50, items, ["deck over"] * 50, price, pop, BUCKETS)
+    serving = request_id_matrix("u9", items, "deck over", price, pop, BUCKETS)
+    assert serving.dtype == np.int64
+    np.testing.assert_array_equal(serving, training)
 
 
 def make_manifest(**overrides) -> BundleManifest:
