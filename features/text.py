@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 from features.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
 
 DEFAULT_BUCKETS = (16, 24, 32, 48, 64)
+_PAIR_FIELDS = ("input_ids", "attention_mask", "token_type_ids")  # EncodedPairs' fields, in order
 TokenRow = Sequence[int] | np.ndarray  # one text's token ids: a list, or an integer array (cached titles)
 
 
@@ -99,14 +100,60 @@ class TextEncoder:
         return self._assemble_rows([q_ids[q] for q in queries], self.tokenize_titles(titles))
 
     def assemble(self, query_ids: TokenRow, title_ids: Sequence[TokenRow]) -> EncodedPairs:
-        """One query's token ids against every title's (lists or integer arrays)."""
-        n = len(title_ids)
+        """One query's token ids against every title's (lists or integer arrays), padded to one bucket."""
+        if not len(title_ids):
+            return self._build(np.zeros(0, np.int64), lambda _: None, title_ids)
+        return _pairs(*self._one_query_layout(query_ids, title_ids))
+
+    def assemble_by_bucket(
+        self, query_ids: TokenRow, title_ids: Sequence[TokenRow]
+    ) -> list[tuple[int, np.ndarray, EncodedPairs]]:
+        """:meth:`assemble`, rows grouped by their own length bucket: ``(bucket, row positions, pairs
+        padded to that bucket)`` per bucket, shortest first, so a short title never pays for a long one's
+        width (the serving path). The arrays are views of one matrix (strided, not contiguous)."""
+        if not len(title_ids):
+            return []
+        input_ids, row_len, q_len = self._one_query_layout(query_ids, title_ids)
+        row_buckets = self.buckets_for(row_len)
+        order = np.argsort(row_buckets, kind="stable")  # rows of one bucket become one slice
+        pairs = _pairs(input_ids[order], row_len[order], q_len)
+        buckets, starts = np.unique(row_buckets[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        return [
+            (
+                bucket,
+                order[a:b],
+                EncodedPairs(*(m[a:b, :bucket] for m in pairs.as_feeds(_PAIR_FIELDS).values())),
+            )
+            for bucket, a, b in zip(buckets.tolist(), starts.tolist(), ends, strict=True)
+        ]
+
+    def _one_query_layout(
+        self, query_ids: TokenRow, title_rows: Sequence[TokenRow]
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``input_ids`` padded to the longest row's bucket, each row's length, and the query length.
+
+        Every row starts with the same ``[CLS] q [SEP]``, so the titles go in as one block: ragged titles
+        become a padded matrix with one boolean-mask write (row-major order is concatenation order), and
+        the block is copied into place after the query; then each row's closing ``[SEP]``.
+        """
+        n = len(title_rows)
         q = np.asarray(query_ids, dtype=np.int64)
-
-        def write_query(input_ids: np.ndarray) -> None:
-            input_ids[:, 1 : 1 + len(q)] = q
-
-        return self._build(np.full(n, len(q), dtype=np.int64), write_query, title_ids)
+        q_len = len(q)
+        t_full = np.fromiter(map(len, title_rows), dtype=np.int64, count=n)
+        t_len = np.minimum(t_full, self.max_len - q_len - 3)  # room after CLS, SEP, SEP
+        row_len = t_len + (q_len + 3)
+        input_ids = np.full((n, self.bucket_for(int(row_len.max()))), PAD_ID, dtype=np.int64)
+        input_ids[:, 0] = CLS_ID
+        input_ids[:, 1 : 1 + q_len] = q
+        input_ids[:, q_len + 1] = SEP_ID
+        longest, kept = int(t_full.max()), int(t_len.max())
+        if kept:
+            titles = np.full((n, longest), PAD_ID, dtype=np.int64)
+            titles[np.arange(longest) < t_full[:, None]] = _concatenate(title_rows, int(t_full.sum()))
+            input_ids[:, q_len + 2 : q_len + 2 + kept] = titles[:, :kept]
+        input_ids[np.arange(n), row_len - 1] = SEP_ID
+        return input_ids, row_len, q_len
 
     def _assemble_rows(self, query_rows: Sequence[TokenRow], title_rows: Sequence[TokenRow]) -> EncodedPairs:
         """Row-aligned pairs, each with its own query."""
@@ -149,6 +196,21 @@ class TextEncoder:
         attention_mask = (positions < row_len[:, None]).astype(np.int64)
         token_type_ids = ((positions >= (q_len + 2)[:, None]) & (attention_mask == 1)).astype(np.int64)
         return EncodedPairs(input_ids, attention_mask, token_type_ids)
+
+
+def _pairs(input_ids: np.ndarray, row_len: np.ndarray, q_len: int) -> EncodedPairs:
+    """The masks of one-query rows: attention over each row's length, token type 1 on the title part."""
+    positions = np.arange(input_ids.shape[1])
+    attention = positions < row_len[:, None]
+    title_part = attention & (positions >= q_len + 2)
+    return EncodedPairs(input_ids, attention.astype(np.int64), title_part.astype(np.int64))
+
+
+def _concatenate(rows: Sequence[TokenRow], total: int) -> np.ndarray:
+    """Every token of every row in order (integer arrays are joined without a Python loop)."""
+    if len(rows) and all(isinstance(r, np.ndarray) for r in rows):
+        return np.concatenate(rows)
+    return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=total)
 
 
 def _flatten(rows: Sequence[TokenRow]) -> tuple[np.ndarray, np.ndarray]:

@@ -43,24 +43,19 @@ class ScoreOutcome:
 def encode_by_bucket(
     text: TextEncoder, query: str, titles: Sequence[str], known: Sequence[np.ndarray | None] | None = None
 ) -> tuple[list[tuple[int, np.ndarray, Feeds]], list[np.ndarray]]:
-    """Tokenise the query once and every title not in ``known``, then split rows by their length bucket.
+    """Tokenise the query once and every title not in ``known``, then group rows by their length bucket.
 
-    Returns the bucket groups and every title's token ids (for the title token cache). Rows come back
-    padded to the longest row's bucket; slicing each group to its own bucket only drops padding columns,
-    so a short title never pays for a long one's width.
+    Returns the bucket groups ``(bucket, row positions, feeds padded to the bucket)`` and every title's
+    token ids (for the title token cache).
     """
     known = known if known is not None else [None] * len(titles)
     todo = [i for i, ids in enumerate(known) if ids is None]
     fresh = iter(text.tokenize_titles_compact([titles[i] for i in todo]) if todo else [])
     title_ids = [ids if ids is not None else next(fresh) for ids in known]
-    pairs = text.assemble(text.tokenize_query(query), title_ids)
-    lengths = pairs.attention_mask.sum(axis=1)
-    row_buckets = text.buckets_for(lengths)
-    groups = []
-    for bucket in np.unique(row_buckets):
-        rows = np.flatnonzero(row_buckets == bucket)
-        feeds = {name: getattr(pairs, name)[rows, :bucket] for name in TOKEN_INPUTS}
-        groups.append((int(bucket), rows, feeds))
+    groups = [
+        (bucket, rows, pairs.as_feeds(TOKEN_INPUTS))
+        for bucket, rows, pairs in text.assemble_by_bucket(text.tokenize_query(query), title_ids)
+    ]
     return groups, title_ids
 
 

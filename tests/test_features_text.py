@@ -139,6 +139,36 @@ def test_vectorised_assembly_matches_the_row_by_row_layout_on_random_rows(tokeni
             )
 
 
+@pytest.mark.parametrize("as_arrays", [False, True], ids=["token lists", "cached int32 arrays"])
+def test_one_query_assembly_and_its_bucket_groups_match_the_row_by_row_layout(
+    tokenizer, as_arrays: bool
+) -> None:
+    """The serving path (one query, titles as one block, rows grouped by their own bucket) against the
+    layout spelled out row by row, long titles cut to fit included."""
+    enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        query = rng.integers(5, 300, int(rng.integers(0, 9))).tolist()
+        titles = [rng.integers(5, 300, int(rng.integers(0, 45))).tolist() for _ in range(n)]
+        rows = [np.asarray(t, dtype=np.int32) for t in titles] if as_arrays else titles
+        reference = enc._assemble_rows([query] * n, titles)
+        whole = enc.assemble(query, rows)
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            np.testing.assert_array_equal(getattr(whole, name), getattr(reference, name))
+        groups = enc.assemble_by_bucket(query, rows)
+        assert sorted(np.concatenate([r for _, r, _ in groups]).tolist()) == list(range(n))
+        assert [b for b, _, _ in groups] == sorted({b for b, _, _ in groups})
+        for bucket, positions, pairs in groups:
+            lengths = reference.attention_mask[positions].sum(axis=1)
+            assert all(enc.bucket_for(int(m)) == bucket for m in lengths)  # each row in its own bucket
+            assert pairs.shape == (len(positions), bucket)
+            for name in ("input_ids", "attention_mask", "token_type_ids"):
+                np.testing.assert_array_equal(
+                    getattr(pairs, name), getattr(reference, name)[positions, :bucket]
+                )
+
+
 def test_buckets_for_many_lengths_agrees_with_one_at_a_time(tokenizer) -> None:
     enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
     lengths = np.arange(0, 40)
@@ -148,6 +178,7 @@ def test_buckets_for_many_lengths_agrees_with_one_at_a_time(tokenizer) -> None:
 def test_empty_candidate_list_gives_empty_arrays(tokenizer) -> None:
     enc = TextEncoder(tokenizer, max_len=32, max_query_len=8, buckets=(8, 16, 32))
     assert enc.encode("deck", []).input_ids.shape[0] == 0
+    assert enc.assemble_by_bucket([5, 6], []) == []
 
 
 def test_buckets_must_end_at_max_len(tokenizer) -> None:
