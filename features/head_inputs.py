@@ -115,52 +115,40 @@ def build_head_feeds(
     smoothing: Smoothing | None = None,
     history_len: int = HISTORY_LEN,
 ) -> dict[str, np.ndarray]:
-    """Feeds for ``head.onnx`` for one request (serving path)."""
-    return {
+    """Feeds for ``head.onnx`` for one request (serving path), in :data:`HEAD_INPUT_NAMES` order. The
+    service builds the same pieces at different moments: ``ids`` before the encoder starts, the
+    preference feeds once the lookup answers, ``rel_*`` from the encoder."""
+    prefs = preference_feeds(qpref, upref, len(item_ids), buckets["item"], smoothing, history_len)
+    feeds = {
         "rel_vec": np.ascontiguousarray(rel_vec, dtype=np.float32),
         "rel_logits": np.ascontiguousarray(rel_logits, dtype=np.float32),
-        **context_feeds(
-            query=query,
-            user_id=user_id,
-            item_ids=item_ids,
-            price_bucket=price_bucket,
-            pop_bucket=pop_bucket,
-            qpref=qpref,
-            upref=upref,
-            buckets=buckets,
-            smoothing=smoothing,
-            history_len=history_len,
+        "ids": request_id_matrix(
+            user_id, item_ids, normalize_query(query), price_bucket, pop_bucket, buckets
         ),
+        **prefs,
     }
+    return {name: feeds[name] for name in HEAD_INPUT_NAMES}
 
 
-def context_feeds(
-    *,
-    query: str,
-    user_id: str,
-    item_ids: Sequence[str],
-    price_bucket: np.ndarray,
-    pop_bucket: np.ndarray,
+def preference_feeds(
     qpref: QueryPref | None,
     upref: UserPref | None,
-    buckets: dict[str, int],
+    n_rows: int,
+    item_buckets: int,
     smoothing: Smoothing | None = None,
     history_len: int = HISTORY_LEN,
 ) -> dict[str, np.ndarray]:
-    """The head feeds that do not depend on the encoder (all but ``rel_vec`` and ``rel_logits``): the
-    service builds them while the encoder runs."""
-    n = len(item_ids)
-    ids = request_id_matrix(user_id, item_ids, normalize_query(query), price_bucket, pop_bucket, buckets)
+    """The head feeds that come from the preference lookup: ``pref_dense``, ``hist_items``,
+    ``hist_levels`` (one query/user pair broadcast over ``n_rows`` candidates)."""
     hist_items, hist_levels = history_matrix(
         upref.history_items if upref else (),
         upref.history_levels if upref else (),
-        n,
-        buckets["item"],
+        n_rows,
+        item_buckets,
         history_len,
     )
     return {
-        "pref_dense": features_for_request(qpref, upref, n, smoothing),
-        "ids": ids,
+        "pref_dense": features_for_request(qpref, upref, n_rows, smoothing),
         "hist_items": hist_items,
         "hist_levels": hist_levels,
     }

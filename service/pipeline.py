@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.head_inputs import context_feeds
+from features.head_inputs import preference_feeds, request_id_matrix
 from features.text import TextEncoder
 from service.admission import CompletionCalibration, admit, check_limits
 from service.fusion import fuse_results
 from service.metrics import PREF_OUTCOMES, ServiceMetrics
-from service.prefs import PreferenceStore, PrefResult, lookup_with_backstop
+from service.prefs import PreferenceStore, lookup_with_backstop
 from service.relevance_cache import RelevanceCache
 from service.runtime import ModelRuntime
 from service.schemas import ScoreRequest
@@ -102,41 +102,51 @@ class ScoringPipeline:
         try:
             ms = {"features": time.perf_counter() - t0, "queue": 0.0, "encoder": 0.0}
 
+            # Preferences (a network round trip) are looked up while the titles are tokenised and while the
+            # encoder runs: the encoder starts as soon as its rows exist, before the lookup is awaited.
             prefs_task = asyncio.ensure_future(
                 lookup_with_backstop(self.store, req.query, req.user_id, self.pref_deadline_s)
             )
+            encoding = None
             try:
                 t_tok = time.perf_counter()
+                # Built before the encoder starts, so that afterwards this thread holds the GIL only
+                # briefly and the woken encoder workers start at once.
+                ids = self._id_feed(rt, req, query_norm, item_ids)
                 groups = (
                     await self._tokenise(rt, req.query, [titles[i] for i in miss_idx])
                     if len(miss_idx)
                     else []
                 )
-                ms["features"] += time.perf_counter() - t_tok
+                t_enc = time.perf_counter()
+                ms["features"] += t_enc - t_tok
+                if groups:
+                    encoding = rt.encoder.enqueue([(f, len(r), b) for b, r, f in groups], deadline)
+                enc_hold.release()
                 prefs = await prefs_task
+                # While the workers run the encoder, this thread builds the head's other inputs.
+                t_ctx = time.perf_counter()
+                hc = rt.scorer.head_config
+                feeds = {
+                    "ids": ids,
+                    **preference_feeds(
+                        prefs.qpref, prefs.upref, n, hc.buckets["item"], hc.smoothing, hc.history_len
+                    ),
+                }
+                ms["features"] += time.perf_counter() - t_ctx
+                encoded = await encoding.results() if encoding is not None else []
+            except BaseException:
+                if encoding is not None:
+                    encoding.cancel()
+                raise
             finally:
-                prefs_task.cancel()  # no-op once done; stops the lookup if tokenisation failed or we were cancelled
+                prefs_task.cancel()  # no-op once done; stops the lookup if anything before it failed
             self.metrics.pref_lookups.labels(
                 prefs.outcome if prefs.outcome in PREF_OUTCOMES else "error"
             ).inc()
             if prefs.degraded:
                 self.metrics.degraded.labels("preferences_unavailable").inc()
                 degraded.append("preferences_unavailable")
-
-            # The workers start on the encoder rows now; meanwhile this thread builds the head's other inputs.
-            t_enc = time.perf_counter()
-            encoding = (
-                rt.encoder.enqueue([(f, len(r), b) for b, r, f in groups], deadline) if groups else None
-            )
-            enc_hold.release()
-            try:
-                feeds = self._context_feeds(rt, req, prefs, item_ids)
-                ms["features"] += time.perf_counter() - t_enc
-                encoded = await encoding.results() if encoding is not None else []
-            except BaseException:
-                if encoding is not None:
-                    encoding.cancel()
-                raise
             if encoded:
                 ms["queue"] = max(r.queue_s for r in encoded)
                 ms["encoder"] = time.perf_counter() - t_enc - ms["queue"]
@@ -149,12 +159,17 @@ class ScoringPipeline:
             heading = rt.head.enqueue([(feeds, n, None)], deadline)
             head_hold.release()
             try:
-                if keys and encoded:  # the head runs meanwhile: remember the new encoder outputs
-                    self.cache.put_many([keys[i] for i in miss_idx], rel_vec[miss_idx], rel_logits[miss_idx])
                 (head,) = await heading.results()
             except BaseException:
                 heading.cancel()
                 raise
+            if keys and encoded:
+                # Remembered after the response is written (the loop runs this callback once the task
+                # yields): the cache put is off the latency path and does not hold the GIL the head
+                # worker needs.
+                asyncio.get_running_loop().call_soon(
+                    self._remember, [keys[i] for i in miss_idx], rel_vec, rel_logits, miss_idx
+                )
             t_fuse = time.perf_counter()
             results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
             done = time.perf_counter()
@@ -180,6 +195,13 @@ class ScoringPipeline:
         order = ("features", "prefs", "queue", "encoder", "head", "total")
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded)
 
+    def _remember(self, keys: list, rel_vec: np.ndarray, rel_logits: np.ndarray, rows: np.ndarray) -> None:
+        """Store a request's new encoder outputs (``rows`` of its arrays) in the relevance cache."""
+        try:
+            self.cache.put_many(keys, rel_vec[rows], rel_logits[rows])
+        except Exception:  # the cache is an optimisation; the request was answered already
+            log.exception("relevance cache put failed")
+
     async def _tokenise(
         self, rt: ModelRuntime, query: str, titles: list[str]
     ) -> list[tuple[int, np.ndarray, Feeds]]:
@@ -200,19 +222,16 @@ class ScoringPipeline:
         return groups
 
     @staticmethod
-    def _context_feeds(rt: ModelRuntime, req: ScoreRequest, prefs: PrefResult, item_ids: list[str]) -> Feeds:
-        hc, n = rt.scorer.head_config, len(item_ids)
-        return context_feeds(
-            query=req.query,
-            user_id=req.user_id,
-            item_ids=item_ids,
-            price_bucket=np.fromiter((c.price_bucket or 0 for c in req.candidates), np.int64, n),
-            pop_bucket=np.fromiter((c.pop_bucket or 0 for c in req.candidates), np.int64, n),
-            qpref=prefs.qpref,
-            upref=prefs.upref,
-            buckets=hc.buckets,
-            smoothing=hc.smoothing,
-            history_len=hc.history_len,
+    def _id_feed(rt: ModelRuntime, req: ScoreRequest, query_norm: str, item_ids: list[str]) -> np.ndarray:
+        """The head's ``ids`` input: hashed user, items and query, price and popularity buckets."""
+        n, cands = len(item_ids), req.candidates
+        return request_id_matrix(
+            req.user_id,
+            item_ids,
+            query_norm,
+            np.fromiter((c.price_bucket or 0 for c in cands), np.int64, n),
+            np.fromiter((c.pop_bucket or 0 for c in cands), np.int64, n),
+            rt.scorer.head_config.buckets,
         )
 
     def _lookup_cache(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from service_fakes import FakeStore, running, score_body
+from service_fakes import FakeLookup, FakeStore, running, score_body
 
 from features.prefs import QueryPref, UserPref
 from service.app import create_app
@@ -58,3 +60,44 @@ async def test_broken_relevance_cache_degrades_instead_of_failing() -> None:
         resp = await client.post("/score", json=score_body(4))
     assert resp.status_code == 200 and resp.json()["degraded"] == ["relevance_cache_error"]
     assert len(resp.json()["results"]) == 4
+
+
+async def test_encoder_runs_while_the_preference_lookup_is_outstanding() -> None:
+    """The encoder (the whole CPU budget) starts as soon as the rows are tokenised: a slow preference
+    lookup (a Redis round trip) overlaps it instead of delaying it."""
+    scorer = FakeScorer()
+
+    class WaitsForTheEncoder(FakeStore):
+        saw_encoder_rows = False
+
+        async def lookup(self, query: str, user_id: str) -> FakeLookup:
+            for _ in range(500):  # up to ~0.5 s, within the lookup deadline
+                if scorer.rows_run["encoder"]:
+                    self.saw_encoder_rows = True
+                    break
+                await asyncio.sleep(0.001)
+            return await super().lookup(query, user_id)
+
+    store = WaitsForTheEncoder()
+    app = create_app(Settings(redis={"deadline_ms": 1000}), scorer=scorer, store=store)
+    async with running(app) as client:
+        resp = await client.post("/score", json=score_body(6))
+    assert resp.status_code == 200 and resp.json()["degraded"] == []
+    assert store.saw_encoder_rows
+
+
+async def test_failing_relevance_cache_put_never_fails_the_answered_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
+
+    def broken(*_: object) -> None:
+        raise MemoryError("cache exploded")
+
+    async with running(app) as client:
+        app.state.service.cache.put_many = broken
+        first = await client.post("/score", json=score_body(4))
+        second = await client.post("/score", json=score_body(4))
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert first.json()["degraded"] == [] and len(first.json()["results"]) == 4
+    assert "relevance cache put failed" in caplog.text
