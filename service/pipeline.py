@@ -1,11 +1,11 @@
-"""``POST /score`` end to end: limits, cache, admission, prefs || tokenisation, encoder, head, fusion.
+"""``POST /score`` end to end: limits, cache, admission, tokenisation || prefs, encoder, head, fusion.
 
 The relevance cache is looked up first (microseconds) so that only cache misses are tokenised and so that
-admission control (:mod:`service.admission`) knows how many encoder rows the request really needs. Preference lookup (network) and
-tokenisation (a worker thread; HF tokenizers release the GIL) then run concurrently. Everything after
+admission control (:mod:`service.admission`) knows how many encoder rows the request really needs. The
+preference lookup (network) then overlaps tokenisation when that runs in a worker thread (titles not seen
+before; HF tokenizers release the GIL) and always the encoder, which starts as soon as its rows exist. Everything after
 that is named numpy arrays handed to the two batchers; while the encoder workers run, this thread builds
-the head's other inputs, and while the head runs, it stores the new encoder outputs in the cache.
-"""
+the preference feeds. New encoder outputs are cached after the response is written."""
 
 from __future__ import annotations
 
