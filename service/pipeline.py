@@ -90,7 +90,7 @@ class ScoringPipeline:
         degraded: list[str] = []
         rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
         rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
-        keys, miss_idx = self._lookup_cache(
+        cache_works, miss_idx = self._lookup_cache(
             info.version, query_norm, item_ids, titles, rel_vec, rel_logits, degraded
         )
         predicted = admit(
@@ -163,12 +163,18 @@ class ScoringPipeline:
             except BaseException:
                 heading.cancel()
                 raise
-            if keys and encoded:
+            if cache_works and encoded:
                 # Remembered after the response is written (the loop runs this callback once the task
                 # yields): the cache put is off the latency path and does not hold the GIL the head
                 # worker needs.
+                missed = miss_idx.tolist()
                 asyncio.get_running_loop().call_soon(
-                    self._remember, [keys[i] for i in miss_idx], rel_vec, rel_logits, miss_idx
+                    self._remember,
+                    (info.version, query_norm),
+                    [item_ids[i] for i in missed],
+                    [titles[i] for i in missed],
+                    rel_vec[miss_idx],
+                    rel_logits[miss_idx],
                 )
             t_fuse = time.perf_counter()
             results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
@@ -195,10 +201,17 @@ class ScoringPipeline:
         order = ("features", "prefs", "queue", "encoder", "head", "total")
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded)
 
-    def _remember(self, keys: list, rel_vec: np.ndarray, rel_logits: np.ndarray, rows: np.ndarray) -> None:
-        """Store a request's new encoder outputs (``rows`` of its arrays) in the relevance cache."""
+    def _remember(
+        self,
+        version_query: tuple[str, str],
+        item_ids: list[str],
+        titles: list[str],
+        rel_vec: np.ndarray,
+        rel_logits: np.ndarray,
+    ) -> None:
+        """Store a request's new encoder outputs (row ``i`` is ``item_ids[i]``'s) in the relevance cache."""
         try:
-            self.cache.put_many(keys, rel_vec[rows], rel_logits[rows])
+            self.cache.put_request(*version_query, item_ids, titles, rel_vec, rel_logits)
         except Exception:  # the cache is an optimisation; the request was answered already
             log.exception("relevance cache put failed")
 
@@ -243,21 +256,21 @@ class ScoringPipeline:
         rel_vec: np.ndarray,
         rel_logits: np.ndarray,
         degraded: list[str],
-    ) -> tuple[list, np.ndarray]:
-        """Copy cached rows into ``rel_vec``/``rel_logits``; returns the keys and the positions missed."""
+    ) -> tuple[bool, np.ndarray]:
+        """Copy cached rows into ``rel_vec``/``rel_logits``; returns whether the cache works (new rows are
+        worth storing) and the positions missed."""
         n = len(item_ids)
         try:
-            keys = self.cache.keys_for(version, query_norm, item_ids, titles)
-            hit, vec, logits = self.cache.get_many(keys)
+            hit, vec, logits = self.cache.get_request(version, query_norm, item_ids, titles)
         except Exception:  # the cache is an optimisation: never fail a request because of it
             log.exception("relevance cache lookup failed")
             self.metrics.degraded.labels("relevance_cache_error").inc()
             degraded.append("relevance_cache_error")
-            return [], np.arange(n, dtype=np.int64)
+            return False, np.arange(n, dtype=np.int64)
         if len(hit):
             rel_vec[hit], rel_logits[hit] = vec, logits
         self.metrics.cache_lookups.labels("hit").inc(len(hit))
         self.metrics.cache_lookups.labels("miss").inc(n - len(hit))
         missed = np.ones(n, dtype=bool)
         missed[hit] = False
-        return keys, np.flatnonzero(missed)
+        return True, np.flatnonzero(missed)

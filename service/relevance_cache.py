@@ -8,17 +8,19 @@ Only the event-loop thread touches it, so it needs no lock.
 Values live in two preallocated matrices (``capacity`` rows of ``rel_vec`` and of ``rel_logits``); the LRU
 dict maps a key to its row ("slot"). A request's hits are read, and its new rows written, with one numpy
 copy each instead of a Python object per row. A read copies, so a slot reused later never changes rows
-a request already holds.
+a request already holds. The cache also counts its entries per (version, query): a request whose query
+has none (a query never seen, or all of its pairs evicted) is answered without a lookup per candidate.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 CacheKey = tuple[str, str, str, int]
+_NONE = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))  # no hits
 
 
 def title_hash(title: str) -> int:
@@ -36,6 +38,7 @@ class RelevanceCache:
         self._vec: np.ndarray | None = None  # (capacity, D) float32, allocated by the first put
         self._logits: np.ndarray | None = None  # (capacity, K) float32
         self._next_slot = 0  # slots below it have been handed out; then the LRU entry's slot is reused
+        self._per_query: Counter[tuple[str, str]] = Counter()  # entries per (version, normalised query)
         self.hits = 0
         self.misses = 0
 
@@ -50,6 +53,27 @@ class RelevanceCache:
             (version, query_norm, item, title_hash(title))
             for item, title in zip(item_ids, titles, strict=True)
         ]
+
+    def get_request(
+        self, version: str, query_norm: str, item_ids: Sequence[str], titles: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`get_many` for one request's candidates; a query with no entries costs one dict lookup."""
+        if (version, query_norm) not in self._per_query:
+            self.misses += len(item_ids)
+            return _NONE
+        return self.get_many(self.keys_for(version, query_norm, item_ids, titles))
+
+    def put_request(
+        self,
+        version: str,
+        query_norm: str,
+        item_ids: Sequence[str],
+        titles: Sequence[str],
+        rel_vec: np.ndarray,
+        rel_logits: np.ndarray,
+    ) -> None:
+        """:meth:`put_many` for one request's candidates (row ``i`` belongs to ``item_ids[i]``)."""
+        self.put_many(self.keys_for(version, query_norm, item_ids, titles), rel_vec, rel_logits)
 
     def get_many(self, keys: Sequence[CacheKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(positions, rel_vec, rel_logits)``: the positions in ``keys`` that hit and copies of their
@@ -68,7 +92,7 @@ class RelevanceCache:
         self.hits += len(slots)
         self.misses += len(keys) - len(slots)
         if not slots or self._vec is None or self._logits is None:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+            return _NONE
         index = np.asarray(slots, dtype=np.int64)
         return np.asarray(positions, dtype=np.int64), self._vec[index], self._logits[index]
 
@@ -95,7 +119,7 @@ class RelevanceCache:
                 rel_vec[-self.capacity :],
                 rel_logits[-self.capacity :],
             )
-        entries = self._slots
+        entries, per_query = self._slots, self._per_query
         slots: list[int] = []
         for key in keys:
             slot = entries.get(key)
@@ -103,8 +127,12 @@ class RelevanceCache:
                 if self._next_slot < self.capacity:
                     slot, self._next_slot = self._next_slot, self._next_slot + 1
                 else:
-                    _, slot = entries.popitem(last=False)
+                    old, slot = entries.popitem(last=False)
+                    per_query[old[:2]] -= 1
+                    if not per_query[old[:2]]:
+                        del per_query[old[:2]]
                 entries[key] = slot
+                per_query[key[:2]] += 1
             else:
                 entries.move_to_end(key)
             slots.append(slot)
@@ -114,4 +142,5 @@ class RelevanceCache:
 
     def clear(self) -> None:
         self._slots.clear()
+        self._per_query.clear()
         self._next_slot = 0

@@ -34,6 +34,44 @@ def test_key_separates_version_query_item_and_title() -> None:
     assert (cache.hits, cache.misses) == (1, 4)
 
 
+class CountingCache(RelevanceCache):
+    """Counts the per-candidate lookups (``get_many`` calls) a request's lookup makes."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.per_candidate_lookups = 0
+
+    def get_many(self, keys):  # type: ignore[no-untyped-def]
+        self.per_candidate_lookups += 1
+        return super().get_many(keys)
+
+
+def test_a_query_with_no_entries_is_answered_without_per_candidate_lookups() -> None:
+    cache = CountingCache(10)
+    cache.put_request("v1", "drill", ["a", "b"], ["ta", "tb"], np.ones((2, 2)), np.zeros((2, 4)))
+    hit, _, _ = cache.get_request("v1", "hammer", ["a", "b", "c"], ["ta", "tb", "tc"])
+    assert len(hit) == 0 and cache.per_candidate_lookups == 0 and cache.misses == 3
+    hit, vec, _ = cache.get_request("v2", "drill", ["a"], ["ta"])  # another model version: unknown too
+    assert len(hit) == 0 and cache.per_candidate_lookups == 0
+    hit, vec, _ = cache.get_request("v1", "drill", ["c", "b"], ["tc", "tb"])
+    assert hit.tolist() == [1] and vec.tolist() == [[1.0, 1.0]] and cache.per_candidate_lookups == 1
+
+
+def test_a_query_whose_entries_were_all_evicted_or_cleared_is_unknown_again() -> None:
+    cache = CountingCache(2)
+    cache.put_request("v1", "q1", ["a", "b"], ["ta", "tb"], np.ones((2, 2)), np.zeros((2, 4)))
+    cache.put_request("v1", "q2", ["a"], ["ta"], np.ones((1, 2)), np.zeros((1, 4)))  # evicts q1's "a"
+    cache.put_request("v1", "q2", ["b"], ["tb"], np.ones((1, 2)), np.zeros((1, 4)))  # evicts q1's "b"
+    lookups = cache.per_candidate_lookups
+    assert len(cache.get_request("v1", "q1", ["a", "b"], ["ta", "tb"])[0]) == 0
+    assert cache.per_candidate_lookups == lookups  # q1 has no entries left: no per-candidate lookups
+    assert cache.get_request("v1", "q2", ["a", "b"], ["ta", "tb"])[0].tolist() == [0, 1]
+    cache.clear()
+    lookups = cache.per_candidate_lookups
+    assert len(cache.get_request("v1", "q2", ["a", "b"], ["ta", "tb"])[0]) == 0
+    assert cache.per_candidate_lookups == lookups
+
+
 def test_least_recently_used_entry_is_evicted_first() -> None:
     cache = RelevanceCache(2)
     keys = cache.keys_for("v1", "q", ["a", "b", "c"], ["ta", "tb", "tc"])

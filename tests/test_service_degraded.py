@@ -56,7 +56,7 @@ async def test_broken_relevance_cache_degrades_instead_of_failing() -> None:
         raise MemoryError("cache exploded")
 
     async with running(app) as client:
-        app.state.service.cache.get_many = broken
+        app.state.service.cache.get_request = broken
         resp = await client.post("/score", json=score_body(4))
     assert resp.status_code == 200 and resp.json()["degraded"] == ["relevance_cache_error"]
     assert len(resp.json()["results"]) == 4
