@@ -6,6 +6,7 @@ the lifespan, so tests can build many apps and ``import service.app`` stays torc
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import sys
@@ -142,6 +143,10 @@ def create_app(
         timings = {k: round(v, 3) for k, v in outcome.timings_ms.items()}
         metrics.observe_stages(outcome.timings_ms)
         header = ", ".join(f"{k};dur={v}" for k, v in timings.items())
+        if outcome.after_response is not None:
+            # Runs on the next loop iteration: after this task has written the response (nothing between
+            # here and the socket write yields to the loop).
+            asyncio.get_running_loop().call_soon(outcome.after_response)
         return _json(
             {**outcome.body, "timings": timings, "request_id": request.state.request_id},
             headers={"Server-Timing": header},

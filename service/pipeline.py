@@ -2,17 +2,19 @@
 
 The relevance cache is looked up first (microseconds) so that only cache misses are tokenised and so that
 admission control (:mod:`service.admission`) knows how many encoder rows the request really needs. The
-preference lookup (network) then overlaps tokenisation when that runs in a worker thread (titles not seen
-before; HF tokenizers release the GIL) and always the encoder, which starts as soon as its rows exist. Everything after
-that is named numpy arrays handed to the two batchers; while the encoder workers run, this thread builds
-the preference feeds. New encoder outputs are cached after the response is written."""
+preference lookup (network) then overlaps tokenisation when that runs in a worker thread (titles not
+seen before; HF tokenizers release the GIL) and always the encoder, which starts as soon as its rows
+exist. Everything after that is named numpy arrays handed to the two batchers; while the encoder workers
+run, this thread builds the preference feeds. New encoder outputs are cached after the response is
+written."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -38,6 +40,9 @@ class ScoreOutcome:
     body: dict
     timings_ms: dict[str, float]
     degraded: list[str] = field(default_factory=list)
+    # Work that may wait until the response is written (the relevance-cache put): the route schedules it
+    # on the event loop just before handing the response over, so it runs once the bytes are out.
+    after_response: Callable[[], None] | None = None
 
 
 def encode_by_bucket(
@@ -102,8 +107,8 @@ class ScoringPipeline:
         try:
             ms = {"features": time.perf_counter() - t0, "queue": 0.0, "encoder": 0.0}
 
-            # Preferences (a network round trip) are looked up while the titles are tokenised and while the
-            # encoder runs: the encoder starts as soon as its rows exist, before the lookup is awaited.
+            # The preference lookup (a network round trip) overlaps the encoder, and the tokenizer when new
+            # titles send it to a worker thread: the encoder starts before the lookup is awaited.
             prefs_task = asyncio.ensure_future(
                 lookup_with_backstop(self.store, req.query, req.user_id, self.pref_deadline_s)
             )
@@ -163,18 +168,17 @@ class ScoringPipeline:
             except BaseException:
                 heading.cancel()
                 raise
+            after_response = None
             if cache_works and encoded:
-                # Remembered after the response is written (the loop runs this callback once the task
-                # yields): the cache put is off the latency path and does not hold the GIL the head
-                # worker needs.
-                missed = miss_idx.tolist()
-                asyncio.get_running_loop().call_soon(
+                # Off the latency path, and not while the head worker needs the GIL: see after_response.
+                after_response = functools.partial(
                     self._remember,
                     (info.version, query_norm),
-                    [item_ids[i] for i in missed],
-                    [titles[i] for i in missed],
-                    rel_vec[miss_idx],
-                    rel_logits[miss_idx],
+                    item_ids,
+                    titles,
+                    rel_vec,
+                    rel_logits,
+                    miss_idx,
                 )
             t_fuse = time.perf_counter()
             results_body = fuse_results(head.outputs, item_ids, sort=req.sort, top_k=req.top_k)
@@ -199,7 +203,7 @@ class ScoringPipeline:
             if completed or asyncio.get_running_loop().time() >= deadline:  # done, or timed out
                 self.calibration.observe(predicted, time.perf_counter() - admitted)
         order = ("features", "prefs", "queue", "encoder", "head", "total")
-        return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded)
+        return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded, after_response)
 
     def _remember(
         self,
@@ -208,10 +212,18 @@ class ScoringPipeline:
         titles: list[str],
         rel_vec: np.ndarray,
         rel_logits: np.ndarray,
+        rows: np.ndarray,
     ) -> None:
-        """Store a request's new encoder outputs (row ``i`` is ``item_ids[i]``'s) in the relevance cache."""
+        """Store a request's new encoder outputs (its ``rows``) in the relevance cache."""
         try:
-            self.cache.put_request(*version_query, item_ids, titles, rel_vec, rel_logits)
+            new = rows.tolist()
+            self.cache.put_request(
+                *version_query,
+                [item_ids[i] for i in new],
+                [titles[i] for i in new],
+                rel_vec[rows],
+                rel_logits[rows],
+            )
         except Exception:  # the cache is an optimisation; the request was answered already
             log.exception("relevance cache put failed")
 

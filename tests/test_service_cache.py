@@ -3,6 +3,9 @@ skipped for cached pairs."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import numpy as np
 from service_fakes import FakeStore, running, score_body
 
@@ -133,6 +136,47 @@ async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:
     assert all(abs(by_id[r["item_id"]] - r["score"]) < 1e-7 for r in first["results"])
     assert 'prectr_relevance_cache_lookups_total{result="hit"} 8.0' in metrics
     assert 'prectr_relevance_cache_lookups_total{result="miss"} 10.0' in metrics
+
+
+async def test_new_pairs_are_cached_only_after_the_response_is_written() -> None:
+    """The cache put is off the latency path: when the response body goes out the cache is still empty,
+    and the pairs are there on the next loop iteration."""
+    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
+    cache = app.state.service.cache
+    seen_at_body: list[int] = []
+    body = json.dumps(score_body(5)).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/score",
+        "raw_path": b"/score",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("prectr.test", 80),
+    }
+
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays connected (the service watches for disconnects)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+        if message["type"] == "http.response.body":
+            seen_at_body.append(len(cache))
+
+    async with running(app):
+        await app(scope, receive, send)
+        await asyncio.sleep(0)
+        assert seen_at_body == [0] and len(cache) == 5
 
 
 def test_title_token_cache_keeps_the_most_recent_titles() -> None:

@@ -109,6 +109,7 @@ async def test_reloading_the_same_version_drops_its_cached_relevance(bundles: di
     app = create_app(_settings(bundles["v1"]), store=FakeStore())
     async with running(app) as client:
         await client.post("/score", json=score_body(4))
+        await asyncio.sleep(0)  # new pairs are cached on the loop iteration after the response
         assert len(app.state.service.cache) == 4
         resp = await client.post("/admin/reload", headers=AUTH)  # no path: the configured bundle again
         assert resp.status_code == 200 and resp.json()["model_version"] == "tiny-v1"
