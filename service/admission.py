@@ -27,7 +27,7 @@ def check_limits(req: ScoreRequest, server: ServerSettings) -> str:
     if len(req.query) > server.max_query_chars:
         raise BadRequest("query", f"longer than {server.max_query_chars} characters")
     for i, cand in enumerate(req.candidates):
-        if len(cand.title) > server.max_title_chars:
+        if len(cand["title"]) > server.max_title_chars:
             raise BadRequest(f"candidates.{i}.title", f"longer than {server.max_title_chars} characters")
     query_norm = normalize_query(req.query)
     if not query_norm:

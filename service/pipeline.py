@@ -90,8 +90,8 @@ class ScoringPipeline:
         t0 = time.perf_counter()
         query_norm = check_limits(req, self.server)
         n, info = len(req.candidates), rt.info
-        item_ids = [c.item_id for c in req.candidates]
-        titles = [c.title for c in req.candidates]
+        item_ids = [c["item_id"] for c in req.candidates]
+        titles = [c["title"] for c in req.candidates]
         degraded: list[str] = []
         rel_vec = np.empty((n, info.rel_dim), np.float32)  # (N, D)
         rel_logits = np.empty((n, len(info.level_names)), np.float32)  # (N, K)
@@ -254,8 +254,8 @@ class ScoringPipeline:
             req.user_id,
             item_ids,
             query_norm,
-            np.fromiter((c.price_bucket or 0 for c in cands), np.int64, n),
-            np.fromiter((c.pop_bucket or 0 for c in cands), np.int64, n),
+            np.fromiter((c.get("price_bucket") or 0 for c in cands), np.int64, n),
+            np.fromiter((c.get("pop_bucket") or 0 for c in cands), np.int64, n),
             rt.scorer.head_config.buckets,
         )
 

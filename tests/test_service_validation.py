@@ -28,6 +28,8 @@ def _bad_bodies() -> list[tuple[str, dict[str, Any], str]]:
     bad_bucket["candidates"][0]["price_bucket"] = "cheap"
     missing_title = score_body(2)
     del missing_title["candidates"][1]["title"]
+    unknown_candidate_field = score_body(2)
+    unknown_candidate_field["candidates"][0]["colour"] = "red"
     return [
         ("duplicate_item_ids", dup, "candidates"),
         ("empty_query", score_body(2, query=""), "query"),
@@ -40,6 +42,7 @@ def _bad_bodies() -> list[tuple[str, dict[str, Any], str]]:
         ("no_candidates", {**score_body(1), "candidates": []}, "candidates"),
         ("over_the_hard_cap", score_body(2001), "candidates"),
         ("unknown_field", {**score_body(1), "explain": True}, "explain"),
+        ("unknown_candidate_field", unknown_candidate_field, "candidates.0.colour"),
         ("negative_budget", score_body(1, budget_ms=-5), "budget_ms"),
         ("top_k_zero", score_body(1, top_k=0), "top_k"),
     ]
