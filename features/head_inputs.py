@@ -36,6 +36,11 @@ def bucket_of_hash64(h64: np.ndarray, buckets: int) -> np.ndarray:
     return np.where(h64 == 0, 0, 1 + h64 % (buckets - 1)).astype(np.int64)
 
 
+def _value_buckets(values: np.ndarray) -> np.ndarray:
+    """Price/popularity buckets as int64, out-of-range values clipped into 0..10."""
+    return np.clip(np.asarray(values, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1)
+
+
 def id_matrix(
     user_ids: Sequence[str | int] | np.ndarray,
     item_ids: Sequence[str | int] | np.ndarray,
@@ -50,8 +55,8 @@ def id_matrix(
         hash_buckets(as_str(user_ids), buckets["user"]),
         hash_buckets(as_str(item_ids), buckets["item"]),
         hash_buckets(queries_norm, buckets["query"]),
-        np.clip(np.asarray(price_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
-        np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1),
+        _value_buckets(price_bucket),
+        _value_buckets(pop_bucket),
     ]
     return np.stack(cols, axis=1).astype(np.int64)
 
@@ -69,8 +74,8 @@ def request_id_matrix(
     ids[:, 0] = hash_bucket(str(user_id), buckets["user"])
     ids[:, 1] = hash_buckets(item_ids, buckets["item"])
     ids[:, 2] = hash_bucket(query_norm, buckets["query"])
-    ids[:, 3] = np.clip(np.asarray(price_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1)
-    ids[:, 4] = np.clip(np.asarray(pop_bucket, dtype=np.int64), 0, NUM_VALUE_BUCKETS - 1)
+    ids[:, 3] = _value_buckets(price_bucket)
+    ids[:, 4] = _value_buckets(pop_bucket)
     return ids
 
 

@@ -18,7 +18,6 @@ from tokenizers import Tokenizer
 from features.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
 
 DEFAULT_BUCKETS = (16, 24, 32, 48, 64)
-_PAIR_FIELDS = ("input_ids", "attention_mask", "token_type_ids")  # EncodedPairs' fields, in order
 TokenRow = Sequence[int] | np.ndarray  # one text's token ids: a list, or an integer array (cached titles)
 
 
@@ -36,6 +35,14 @@ class EncodedPairs:
 
     def as_feeds(self, names: Sequence[str] = ("input_ids", "attention_mask")) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in names}
+
+    def block(self, first: int, end: int, width: int) -> EncodedPairs:
+        """Rows ``first:end``, the first ``width`` columns (views, not copies)."""
+        return EncodedPairs(
+            self.input_ids[first:end, :width],
+            self.attention_mask[first:end, :width],
+            self.token_type_ids[first:end, :width],
+        )
 
 
 class TextEncoder:
@@ -102,7 +109,7 @@ class TextEncoder:
     def assemble(self, query_ids: TokenRow, title_ids: Sequence[TokenRow]) -> EncodedPairs:
         """One query's token ids against every title's (lists or integer arrays), padded to one bucket."""
         if not len(title_ids):
-            return self._build(np.zeros(0, np.int64), lambda _: None, title_ids)
+            return self._empty()
         return _pairs(*self._one_query_layout(query_ids, title_ids))
 
     def assemble_by_bucket(
@@ -120,13 +127,13 @@ class TextEncoder:
         buckets, starts = np.unique(row_buckets[order], return_index=True)
         ends = [*starts[1:].tolist(), len(order)]
         return [
-            (
-                bucket,
-                order[a:b],
-                EncodedPairs(*(m[a:b, :bucket] for m in pairs.as_feeds(_PAIR_FIELDS).values())),
-            )
+            (bucket, order[a:b], pairs.block(a, b, bucket))
             for bucket, a, b in zip(buckets.tolist(), starts.tolist(), ends, strict=True)
         ]
+
+    def _empty(self) -> EncodedPairs:
+        empty = np.zeros((0, self.buckets[0]), dtype=np.int64)
+        return EncodedPairs(empty, empty.copy(), empty.copy())
 
     def _one_query_layout(
         self, query_ids: TokenRow, title_rows: Sequence[TokenRow]
@@ -179,8 +186,7 @@ class TextEncoder:
         """
         n = len(title_rows)
         if not n:
-            empty = np.zeros((0, self.buckets[0]), dtype=np.int64)
-            return EncodedPairs(empty, empty.copy(), empty.copy())
+            return self._empty()
         t_flat, t_full = _flatten(title_rows)
         t_len = np.minimum(t_full, self.max_len - q_len - 3)  # room after CLS, SEP, SEP
         row_len = q_len + t_len + 3
@@ -214,12 +220,9 @@ def _concatenate(rows: Sequence[TokenRow], total: int) -> np.ndarray:
 
 
 def _flatten(rows: Sequence[TokenRow]) -> tuple[np.ndarray, np.ndarray]:
-    """(every token of every row in order, each row's length); integer arrays are joined without a loop."""
+    """(every token of every row in order as int64, each row's length)."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    if len(rows) and all(isinstance(r, np.ndarray) for r in rows):
-        return np.concatenate(rows).astype(np.int64, copy=False), lengths
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-    return flat, lengths
+    return _concatenate(rows, int(lengths.sum())).astype(np.int64, copy=False), lengths
 
 
 def _scatter(

@@ -111,8 +111,7 @@ class Submission:
     """One request's parts queued in a batcher: ``await results()`` for their outputs, in part order.
 
     ``cancel()`` (idempotent) takes the rows still queued out of the queue: call it when the request
-    gives up before awaiting. A failure or cancellation while awaiting
-    does the same.
+    gives up before awaiting. A failure or cancellation while awaiting does the same.
     """
 
     __slots__ = ("_batcher", "_group", "_spans", "_works")

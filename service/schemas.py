@@ -80,14 +80,13 @@ class ScoreRequest(BaseModel):
     @classmethod
     def _unique_item_ids(cls, v: list[Candidate]) -> list[Candidate]:
         ids = [cand["item_id"] for cand in v]
-        if len(set(ids)) == len(ids):
-            return v
-        seen: set[str] = set()
-        for i, item_id in enumerate(ids):  # name the first repeat
-            if item_id in seen:
-                raise ValueError(f"duplicate item_id {item_id!r} at candidates[{i}]")
-            seen.add(item_id)
-        raise AssertionError("unreachable: a repeat was counted")
+        if len(set(ids)) < len(ids):  # rare: then find the first repeat to name it
+            seen: set[str] = set()
+            for i, item_id in enumerate(ids):
+                if item_id in seen:
+                    raise ValueError(f"duplicate item_id {item_id!r} at candidates[{i}]")
+                seen.add(item_id)
+        return v
 
 
 class ScoredItem(BaseModel):

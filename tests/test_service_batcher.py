@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from service.batcher import MicroBatcher
+from service.batcher import BatchResult, MicroBatcher
 from service.errors import BatchFailed, DeadlineExceeded, Draining, Overloaded
 from service.scorer import BatchedGraph, Feeds
 from service.settings import EncoderBatching, GraphBatching
@@ -40,6 +40,14 @@ def rows(values: Sequence[int], width: int) -> Feeds:
     ids = np.zeros((len(values), width), np.int64)
     ids[:, 0] = values
     return {"input_ids": ids}
+
+
+async def occupy(batcher: MicroBatcher, graph: EchoGraph) -> asyncio.Future[BatchResult]:
+    """Hold the worker inside a one-row batch (the graph's gate closed) until ``graph.gate.set()``."""
+    graph.gate.clear()
+    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
+    await until(lambda: graph.entered == 1)
+    return blocker
 
 
 async def started(  # type: ignore[no-untyped-def]
@@ -148,9 +156,7 @@ async def test_a_failed_batch_fails_every_waiter_in_it() -> None:
 async def test_expired_and_cancelled_rows_are_dropped_before_inference() -> None:
     graph = EchoGraph()
     batcher = await started(graph)
-    graph.gate.clear()
-    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    blocker = await occupy(batcher, graph)
     loop = asyncio.get_running_loop()
     expired = asyncio.ensure_future(batcher.submit(rows([2, 2], 16), 2, 16, loop.time() + 0.01))
     cancelled = asyncio.ensure_future(batcher.submit(rows([3, 3, 3], 16), 3, 16, far()))
@@ -210,9 +216,7 @@ def test_small_tail_batches_do_not_inflate_the_per_row_cost() -> None:
 async def test_stop_finishes_the_batch_in_flight_and_fails_the_queued_waiters() -> None:
     graph = EchoGraph()
     batcher = await started(graph)
-    graph.gate.clear()
-    running = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    running = await occupy(batcher, graph)
     queued = asyncio.ensure_future(batcher.submit(rows([2], 16), 1, 16, far()))
     await until(lambda: batcher.queued_rows == 1)
     stopping = asyncio.ensure_future(batcher.stop())
@@ -229,9 +233,7 @@ async def test_stop_finishes_the_batch_in_flight_and_fails_the_queued_waiters() 
 async def test_stop_gives_up_on_a_hung_batch_without_hanging_its_waiters() -> None:
     graph = EchoGraph()
     batcher = await started(graph)
-    graph.gate.clear()
-    running = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    running = await occupy(batcher, graph)
     await batcher.stop(timeout_s=0.01)
     with pytest.raises(Draining):
         await running
@@ -291,9 +293,7 @@ async def test_a_request_s_parts_are_queued_all_or_none() -> None:
     """One request's length-bucket parts are checked for room together: never half a request queued."""
     graph = EchoGraph()
     batcher = await started(graph, max_rows=4, max_queue_rows=6)
-    graph.gate.clear()
-    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    blocker = await occupy(batcher, graph)
     with pytest.raises(Overloaded):
         batcher.enqueue([(rows([2] * 4, 16), 4, 16), (rows([3] * 3, 32), 3, 32)], far())
     assert batcher.queued_rows == 0
@@ -310,9 +310,7 @@ async def test_a_cancelled_submission_never_runs() -> None:
     """A request that gives up before awaiting (its own failure, a timeout) takes its rows back."""
     graph = EchoGraph()
     batcher = await started(graph)
-    graph.gate.clear()
-    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    blocker = await occupy(batcher, graph)
     gone = batcher.enqueue([(rows([2, 2], 16), 2, 16), (rows([3], 32), 1, 32)], far())
     assert batcher.queued_rows == 3
     gone.cancel()
@@ -329,9 +327,7 @@ async def test_a_cancelled_submission_never_runs() -> None:
 async def test_oldest_key_goes_first_and_a_batch_never_mixes_keys() -> None:
     graph = EchoGraph()
     batcher = await started(graph, max_rows=8)
-    graph.gate.clear()
-    blocker = asyncio.ensure_future(batcher.submit(rows([1], 16), 1, 16, far()))
-    await until(lambda: graph.entered == 1)
+    blocker = await occupy(batcher, graph)
     parts = [
         asyncio.ensure_future(batcher.submit(rows([k], w), 1, w, far()))
         for k, w in ((2, 32), (3, 16), (4, 32), (5, 16))
