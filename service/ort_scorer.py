@@ -7,6 +7,8 @@ imported here only, so importing the service package stays cheap.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
 from pathlib import Path
@@ -51,7 +53,10 @@ class OrtGraph(BatchedGraph):
 def choose_providers(settings: OnnxSettings, available: list[str]) -> tuple[list[Any], str]:
     if settings.providers in ("auto", "cuda") and "CUDAExecutionProvider" in available:
         return [
-            ("CUDAExecutionProvider", {"device_id": settings.cuda_device_id}),
+            (
+                "CUDAExecutionProvider",
+                {"device_id": settings.cuda_device_id, "use_tf32": int(settings.cuda_tf32)},
+            ),
             "CPUExecutionProvider",
         ], "cuda"
     if settings.providers == "cuda":
@@ -60,6 +65,22 @@ def choose_providers(settings: OnnxSettings, available: list[str]) -> tuple[list
             "install the gpu extra (onnxruntime-gpu) or set PRECTR_ONNX__PROVIDERS=auto"
         )
     return ["CPUExecutionProvider"], "cpu"
+
+
+def load_cuda_libraries(ort: Any) -> None:
+    """Make the CUDA and cuDNN libraries of pip's ``nvidia-*`` packages (``onnxruntime-gpu[cuda,cudnn]``,
+    the gpu extra) loadable before a CUDA session opens: ``onnxruntime.preload_dlls`` loads them from the
+    site-packages beside onnxruntime, then from the loader's default paths (a system CUDA install). It
+    reports problems by printing; they are logged instead, and a library still missing makes the CUDA
+    provider fail to initialise, which the caller turns into a refusal or a CPU fallback."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # onnxruntime-gpu < 1.21: the libraries must be on the loader's path
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        preload()
+    if printed.getvalue().strip():
+        log.warning("onnxruntime.preload_dlls: %s", " ".join(printed.getvalue().split()))
 
 
 def check_graph(session: Any, spec: GraphSpec, graph: str) -> None:
@@ -125,6 +146,8 @@ class OrtScorer:
         m = files.manifest
         check_manifest_contract(m)
         providers, provider = choose_providers(settings, ort.get_available_providers())
+        if provider == "cuda":
+            load_cuda_libraries(ort)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _OPT_LEVELS[settings.graph_optimization]

@@ -16,7 +16,7 @@ from features.head_inputs import build_head_feeds
 from features.prefs import QueryPref, Smoothing, UserPref
 from features.text import TextEncoder
 from service.app import create_app
-from service.ort_scorer import OrtGraph, OrtScorer
+from service.ort_scorer import OrtGraph, OrtScorer, choose_providers, load_cuda_libraries
 from service.settings import OnnxSettings, Settings
 
 TOL = 1e-5
@@ -73,7 +73,17 @@ def _direct(
     return dict(zip(names, head.run(names, feeds), strict=True))
 
 
-async def test_service_scores_equal_a_direct_onnx_run(bundle: Path) -> None:
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+ON_CUDA = pytest.param(
+    "cuda",
+    marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")],
+)
+# CUDA kernels sum in another order than the CPU's: the same scores to 1e-4 (TF32 is off by default).
+PROVIDER_TOL = {"cpu": TOL, "cuda": 1e-4}
+
+
+@pytest.mark.parametrize("provider", ["cpu", ON_CUDA])
+async def test_service_scores_equal_a_direct_onnx_run(bundle: Path, provider: str) -> None:
     items = [f"sku-{i}" for i in range(24)]
     titles = [f"{TITLES[i % len(TITLES)]} {i}" for i in range(24)]
     price = [i % 11 for i in range(24)]
@@ -96,14 +106,19 @@ async def test_service_scores_equal_a_direct_onnx_run(bundle: Path) -> None:
     )
     other_query = {**body, "query": "copper elbow"}
     expected_other = _direct(bundle, "copper elbow", "u7", items, titles, price, None, store.users["u7"])
-    app = create_app(Settings(bundle={"path": bundle}, batching={"encoder": {"max_rows": 8}}), store=store)
+    settings = Settings(
+        bundle={"path": bundle}, onnx={"providers": provider}, batching={"encoder": {"max_rows": 8}}
+    )
+    tol = PROVIDER_TOL[provider]
+    app = create_app(settings, store=store)
     async with running(app) as client:
+        assert f'provider="{provider}"' in (await client.get("/metrics")).text
         first = await client.post("/score", json=body)
         cached = await client.post("/score", json=body)  # every pair now comes from the relevance cache
         # new pairs, known titles: token ids come from the title token cache, the encoder runs again
         other = await client.post("/score", json=other_query)
     got_other = np.array([r["score"] for r in other.json()["results"]])
-    np.testing.assert_allclose(got_other, expected_other["score"], atol=TOL)
+    np.testing.assert_allclose(got_other, expected_other["score"], atol=tol)
     for resp in (first, cached):
         assert resp.status_code == 200, resp.text
         out = resp.json()
@@ -111,11 +126,11 @@ async def test_service_scores_equal_a_direct_onnx_run(bundle: Path) -> None:
         got = {
             k: np.array([r[k] for r in out["results"]]) for k in ("score", "p_level", "incentive", "p_click")
         }
-        np.testing.assert_allclose(got["score"], expected["score"], atol=TOL)
-        np.testing.assert_allclose(got["p_level"], expected["p_level"], atol=TOL)
-        np.testing.assert_allclose(got["incentive"], expected["incentive"], atol=TOL)
+        np.testing.assert_allclose(got["score"], expected["score"], atol=tol)
+        np.testing.assert_allclose(got["p_level"], expected["p_level"], atol=tol)
+        np.testing.assert_allclose(got["incentive"], expected["incentive"], atol=tol)
         fused = (expected["p_ctr_given_level"] * expected["p_level"]).sum(1)
-        np.testing.assert_allclose(got["p_click"], fused, atol=TOL)
+        np.testing.assert_allclose(got["p_click"], fused, atol=tol)
 
 
 def test_every_length_bucket_is_warmed_at_both_batch_sizes(
@@ -181,16 +196,43 @@ async def test_service_does_not_start_on_a_bad_bundle(tmp_path: Path) -> None:
             pass
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")
+@pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here")
 def test_cuda_required_without_cuda_is_refused_with_the_reason(bundle: Path) -> None:
     with pytest.raises(BundleError, match="onnx.providers=cuda"):
         OrtScorer(bundle, OnnxSettings(providers="cuda"))
 
 
+def test_cuda_is_chosen_when_offered_with_tf32_off_unless_asked() -> None:
+    offered = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers, chosen = choose_providers(OnnxSettings(cuda_device_id=1), offered)
+    assert chosen == "cuda" and providers[1] == "CPUExecutionProvider"
+    assert providers[0] == ("CUDAExecutionProvider", {"device_id": 1, "use_tf32": 0})
+    assert choose_providers(OnnxSettings(cuda_tf32=True), offered)[0][0][1]["use_tf32"] == 1
+    assert choose_providers(OnnxSettings(providers="cpu"), offered) == (["CPUExecutionProvider"], "cpu")
+    assert choose_providers(OnnxSettings(), ["CPUExecutionProvider"]) == (["CPUExecutionProvider"], "cpu")
+
+
+def test_cuda_library_preload_problems_are_logged_not_printed(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class GpuOrt:  # onnxruntime-gpu >= 1.21 reports a library it cannot load by printing
+        calls = 0
+
+        @classmethod
+        def preload_dlls(cls) -> None:
+            cls.calls += 1
+            print("Failed to load libcudnn.so.9: cannot open shared object file")
+
+    with caplog.at_level("WARNING", logger="prectr.service"):
+        load_cuda_libraries(GpuOrt)
+        load_cuda_libraries(object())  # an onnxruntime without preload_dlls: nothing to do, no error
+    assert GpuOrt.calls == 1
+    assert "libcudnn.so.9: cannot open shared object file" in caplog.text
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(
-    "CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs onnxruntime-gpu"
-)
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")
 def test_cuda_provider_scores_match_cpu(bundle: Path) -> None:
     cpu, cuda = (
         OrtScorer(bundle, OnnxSettings(providers="cpu")),
