@@ -393,7 +393,7 @@ async def open_loop(host: str, port: int, rate: float, seconds: float, next_body
     return {"target_rate": rate, **_summary(latencies, statuses, time.perf_counter() - start, candidates)}
 
 
-def start_service(bundle: Path, port: int) -> subprocess.Popen[bytes]:
+def start_service(bundle: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -403,6 +403,8 @@ def start_service(bundle: Path, port: int) -> subprocess.Popen[bytes]:
             str(bundle),
             "--port",
             str(port),
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
         ],
@@ -502,6 +504,12 @@ def main() -> None:
     parser.add_argument("--zipf-queries", type=int, default=500)
     parser.add_argument("--zipf-exponent", type=float, default=1.1)
     parser.add_argument("--port", type=int, default=18731)
+    parser.add_argument(
+        "--service-workers",
+        type=int,
+        default=1,
+        help="service processes (prectr serve --workers); on a GPU one event loop is the bottleneck",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     load_before = list(os.getloadavg())
@@ -532,7 +540,7 @@ def main() -> None:
     )
     groups, tokenise = tokenised_requests(runner, payloads, args.raw_iterations)
     raw = raw_ort(runner, all_cores, groups, tokenise, args.candidates, args.seconds)
-    proc = start_service(args.bundle, args.port)
+    proc = start_service(args.bundle, args.port, args.service_workers)
     try:
         served = asyncio.run(service_phases(args, payloads, default_budget))
         paired = asyncio.run(paired_overhead(runner, payloads, "127.0.0.1", args.port, args.paired_requests))
@@ -556,6 +564,7 @@ def main() -> None:
             "loadavg_after": list(os.getloadavg()),
         },
         "bundle": str(args.bundle),
+        "service_workers": args.service_workers,
         "payloads": f"real items and queries of {args.data}"
         if args.data
         else "random words of the bundle vocabulary",
