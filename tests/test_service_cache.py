@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+from collections import OrderedDict
 
 import numpy as np
+import pytest
 from service_fakes import FakeStore, running, score_body
 
 from service.app import create_app
@@ -114,6 +117,56 @@ def test_rows_of_another_width_start_the_cache_afresh() -> None:
     cache.put_many(new, np.ones((1, 3), np.float32), np.zeros((1, 4)))  # a model with 3-wide vectors
     assert len(cache) == 1 and len(cache.get_many(old)[0]) == 0
     assert cache.get_many(new)[1].tolist() == [[1.0, 1.0, 1.0]]
+
+
+class OneByOneLru:
+    """The reference: an LRU dict that stores and looks keys up one at a time."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.entries = capacity, OrderedDict[tuple, list[float]]()
+
+    def put(self, keys: list[tuple], values: np.ndarray) -> None:
+        for key, value in list(zip(keys, values.tolist(), strict=True))[-self.capacity :]:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            if len(self.entries) > self.capacity:
+                self.entries.popitem(last=False)
+
+    def get(self, keys: list[tuple]) -> tuple[list[int], list[list[float]]]:
+        hits = [i for i, key in enumerate(keys) if key in self.entries]
+        for i in hits:
+            self.entries.move_to_end(keys[i])
+        return hits, [self.entries[keys[i]] for i in hits]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_bulk_puts_and_lookups_behave_like_one_key_at_a_time(seed: int) -> None:
+    rng = random.Random(seed)
+    capacity = rng.randint(1, 12)
+    cache, reference = RelevanceCache(capacity), OneByOneLru(capacity)
+    universe = [("v1", q, item, t) for q in ("q1", "q2", "q3") for item in "abcde" for t in ("ta", "tb")]
+    universe += [("v2", "q1", item, "ta") for item in "ab"]
+    keys_of = lambda picked: [(v, q, i, hash(t)) for v, q, i, t in picked]  # noqa: E731
+    for step in range(60):
+        picked = [rng.choice(universe) for _ in range(rng.randint(1, 8))]  # repeats and other queries too
+        keys = keys_of(picked)
+        if rng.random() < 0.5:
+            values = np.arange(len(keys) * 2, dtype=np.float32).reshape(-1, 2) + 100 * step
+            cache.put_many(keys, values, np.zeros((len(keys), 4), np.float32))
+            reference.put(keys, values)
+        else:
+            version, query = picked[0][:2]
+            same = [p for p in picked if p[:2] == (version, query)]
+            if rng.random() < 0.5 and len(set(same)) == len(same):  # one request: one query, distinct items
+                got = cache.get_request(version, query, [p[2] for p in same], [p[3] for p in same])
+                want = reference.get(keys_of(same))
+            else:
+                got, want = cache.get_many(keys), reference.get(keys)
+            assert (got[0].tolist(), got[1].tolist()) == want
+        assert len(cache) == len(reference.entries) <= capacity
+    everything = keys_of(universe)
+    got = cache.get_many(everything)
+    assert (got[0].tolist(), got[1].tolist()) == reference.get(everything)
 
 
 def test_zero_capacity_disables_the_cache() -> None:
