@@ -83,6 +83,18 @@ def load_cuda_libraries(ort: Any) -> None:
         log.warning("onnxruntime.preload_dlls: %s", " ".join(printed.getvalue().split()))
 
 
+def session_options(ort: Any, settings: OnnxSettings, cuda: bool) -> Any:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _OPT_LEVELS[settings.graph_optimization]
+    )
+    opts.intra_op_num_threads = settings.cuda_intra_op_threads if cuda else settings.intra_op_threads
+    opts.inter_op_num_threads = settings.inter_op_threads
+    if not settings.allow_spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 def check_graph(session: Any, spec: GraphSpec, graph: str) -> None:
     """The graph's input/output names, dtypes and static sizes must be exactly the manifest's."""
     for kind, actual_args, expected in (
@@ -148,24 +160,20 @@ class OrtScorer:
         providers, provider = choose_providers(settings, ort.get_available_providers())
         if provider == "cuda":
             load_cuda_libraries(ort)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, _OPT_LEVELS[settings.graph_optimization]
-        )
-        opts.intra_op_num_threads = (
-            settings.cuda_intra_op_threads if provider == "cuda" else settings.intra_op_threads
-        )
-        opts.inter_op_num_threads = settings.inter_op_threads
-        if not settings.allow_spinning:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions = {}
         for name, spec in (("encoder", m.encoder), ("head", m.head)):
+            on_cuda = provider == "cuda" and not (name == "head" and settings.head_on_cpu)
+            path = str(files.root / spec.file)
             try:
-                sessions[name] = ort.InferenceSession(str(files.root / spec.file), opts, providers=providers)
+                sessions[name] = ort.InferenceSession(
+                    path,
+                    session_options(ort, settings, on_cuda),
+                    providers=providers if on_cuda else ["CPUExecutionProvider"],
+                )
             except Exception as exc:  # ORT raises its own types; the bundle is what is wrong
                 raise BundleError(f"{spec.file}: onnxruntime cannot load it: {exc}") from exc
             check_graph(sessions[name], spec, name)
-            if provider == "cuda" and sessions[name].get_providers()[0] != "CUDAExecutionProvider":
+            if on_cuda and sessions[name].get_providers()[0] != "CUDAExecutionProvider":
                 if settings.providers == "cuda":
                     raise BundleError(f"{spec.file}: the CUDA provider failed to initialise")
                 provider = "cpu"

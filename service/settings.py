@@ -49,6 +49,11 @@ class OnnxSettings(_Section):
     cuda_device_id: int = Field(default=0, ge=0)
     # Off by default: TF32 matrix units moved rel_vec by up to 4e-4 and the fused score by 1.5e-4 against
     # the CPU (H100, tiny test bundle), outside the 1e-4 parity the service promises for the same inputs.
+    head_on_cpu: bool = Field(
+        default=False,
+        description="with CUDA, run the small head graph on the CPU provider (its kernel launches can "
+        "cost more than its arithmetic); the encoder stays on the GPU",
+    )
     cuda_tf32: bool = Field(
         default=False, description="CUDA matmuls in TF32: faster on big encoders, ~1e-3 relative error"
     )

@@ -74,16 +74,15 @@ def _direct(
 
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
-ON_CUDA = pytest.param(
-    "cuda",
-    marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")],
-)
+GPU_ONLY = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")]
+ON_CUDA = pytest.param("cuda", marks=GPU_ONLY)
+HEAD_ON_CPU = pytest.param("cuda+cpu-head", marks=GPU_ONLY)  # encoder on the GPU, head on the CPU
 # CUDA kernels sum in another order than the CPU's: the same scores to 1e-4 (TF32 is off by default).
-PROVIDER_TOL = {"cpu": TOL, "cuda": 1e-4}
+PROVIDER_TOL = {"cpu": TOL, "cuda": 1e-4, "cuda+cpu-head": 1e-4}
 
 
-@pytest.mark.parametrize("provider", ["cpu", ON_CUDA])
-async def test_service_scores_equal_a_direct_onnx_run(bundle: Path, provider: str) -> None:
+@pytest.mark.parametrize("placement", ["cpu", ON_CUDA, HEAD_ON_CPU])
+async def test_service_scores_equal_a_direct_onnx_run(bundle: Path, placement: str) -> None:
     items = [f"sku-{i}" for i in range(24)]
     titles = [f"{TITLES[i % len(TITLES)]} {i}" for i in range(24)]
     price = [i % 11 for i in range(24)]
@@ -106,10 +105,10 @@ async def test_service_scores_equal_a_direct_onnx_run(bundle: Path, provider: st
     )
     other_query = {**body, "query": "copper elbow"}
     expected_other = _direct(bundle, "copper elbow", "u7", items, titles, price, None, store.users["u7"])
-    settings = Settings(
-        bundle={"path": bundle}, onnx={"providers": provider}, batching={"encoder": {"max_rows": 8}}
-    )
-    tol = PROVIDER_TOL[provider]
+    provider, _, head = placement.partition("+")
+    onnx = {"providers": provider, "head_on_cpu": head == "cpu-head"}
+    settings = Settings(bundle={"path": bundle}, onnx=onnx, batching={"encoder": {"max_rows": 8}})
+    tol = PROVIDER_TOL[placement]
     app = create_app(settings, store=store)
     async with running(app) as client:
         assert f'provider="{provider}"' in (await client.get("/metrics")).text
@@ -229,6 +228,15 @@ def test_cuda_library_preload_problems_are_logged_not_printed(
     assert GpuOrt.calls == 1
     assert "libcudnn.so.9: cannot open shared object file" in caplog.text
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")
+def test_head_on_cpu_moves_only_the_head_off_the_gpu(bundle: Path) -> None:
+    scorer = OrtScorer(bundle, OnnxSettings(providers="cuda", head_on_cpu=True))
+    assert scorer.info.provider == "cuda"
+    assert scorer.encoder.session.get_providers()[0] == "CUDAExecutionProvider"
+    assert scorer.head.session.get_providers() == ["CPUExecutionProvider"]
 
 
 @pytest.mark.gpu
