@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from fastapi.routing import APIRoute
 from service_fakes import FakeStore, running, score_body, wait_until_ready
 
 from service.app import create_app
@@ -179,3 +180,26 @@ async def test_unknown_exception_is_a_generic_500_that_leaks_nothing(monkeypatch
     assert resp.status_code == 500
     assert "secret" not in resp.text and resp.json()["error"]["code"] == "internal"
     assert 'prectr_errors_total{reason="internal"} 1.0' in metrics
+
+
+async def test_score_skips_fastapi_routing_while_other_requests_still_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POST /score, nearly all traffic, goes straight to its endpoint (same answers, errors and metrics
+    label, tested above); FastAPI still routes everything else, e.g. answers GET /score with 405."""
+    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
+    routed: list[str] = []
+    real_handle = APIRoute.handle
+
+    async def recording_handle(self: APIRoute, scope: dict, receive: object, send: object) -> None:
+        routed.append(f"{scope['method']} {scope['path']}")
+        await real_handle(self, scope, receive, send)  # type: ignore[arg-type]
+
+    async with running(app) as client:
+        monkeypatch.setattr(APIRoute, "handle", recording_handle)
+        scored = await client.post("/score", json=score_body(3))
+        invalid = await client.post("/score", json={**score_body(3), "query": ""})
+        wrong_method = await client.get("/score")
+    assert scored.status_code == 200 and invalid.status_code == 422
+    assert wrong_method.status_code == 405
+    assert routed == ["GET /score"]
