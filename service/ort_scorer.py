@@ -84,6 +84,7 @@ def load_cuda_libraries(ort: Any) -> None:
 
 
 def session_options(ort: Any, settings: OnnxSettings, cuda: bool) -> Any:
+    """ORT session options of one graph: its thread count depends on the provider it runs on."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, _OPT_LEVELS[settings.graph_optimization]

@@ -87,10 +87,14 @@ class RelevanceCache:
         rows, in that order; hits become most recently used."""
         entries = self._slots
         found = list(map(entries.get, keys)) if entries else []
-        positions = [i for i, slot in enumerate(found) if slot is not None]
-        slots = [found[i] for i in positions]
-        if positions:
-            _consume(map(entries.move_to_end, [keys[i] for i in positions]))
+        if found and None not in found:  # every key hits (a repeated request)
+            positions, slots = list(range(len(found))), found
+            _consume(map(entries.move_to_end, keys))
+        else:
+            positions = [i for i, slot in enumerate(found) if slot is not None]
+            slots = [found[i] for i in positions]
+            if positions:
+                _consume(map(entries.move_to_end, [keys[i] for i in positions]))
         self.hits += len(slots)
         self.misses += len(keys) - len(slots)
         if not slots or self._vec is None or self._logits is None:
@@ -121,14 +125,10 @@ class RelevanceCache:
                 rel_vec[-self.capacity :],
                 rel_logits[-self.capacity :],
             )
-        if len(set(keys)) == len(keys):
-            slots = self._place(keys)
-        else:  # a key twice: the later row wins, as if stored one after the other
-            last = {key: i for i, key in enumerate(keys)}
-            rows = sorted(last.values())
+        if len(set(keys)) < len(keys):  # a key twice: the later row wins, as if stored one after the other
+            rows = sorted({key: i for i, key in enumerate(keys)}.values())
             keys, rel_vec, rel_logits = [keys[i] for i in rows], rel_vec[rows], rel_logits[rows]
-            slots = self._place(keys)
-        index = np.asarray(slots, dtype=np.int64)
+        index = np.asarray(self._place(keys), dtype=np.int64)
         self._vec[index] = rel_vec
         self._logits[index] = rel_logits
 
