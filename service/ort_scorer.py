@@ -8,6 +8,7 @@ imported here only, so importing the service package stays cheap.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import io
 import logging
 import time
@@ -60,11 +61,23 @@ def choose_providers(settings: OnnxSettings, available: list[str]) -> tuple[list
             "CPUExecutionProvider",
         ], "cuda"
     if settings.providers == "cuda":
-        raise BundleError(
-            f"onnx.providers=cuda but onnxruntime offers only {available}; "
-            "install the gpu extra (onnxruntime-gpu) or set PRECTR_ONNX__PROVIDERS=auto"
-        )
+        fix = "install the gpu extra (onnxruntime-gpu) or set PRECTR_ONNX__PROVIDERS=auto"
+        if installed("onnxruntime") and installed("onnxruntime-gpu"):
+            fix = (
+                "both onnxruntime and onnxruntime-gpu are installed and share one `onnxruntime` module (the "
+                "CPU build won): pip uninstall -y onnxruntime onnxruntime-gpu && pip install "
+                "'onnxruntime-gpu[cuda,cudnn]'"
+            )
+        raise BundleError(f"onnx.providers=cuda but onnxruntime offers only {available}; {fix}")
     return ["CPUExecutionProvider"], "cpu"
+
+
+def installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def load_cuda_libraries(ort: Any) -> None:

@@ -16,7 +16,7 @@ from features.head_inputs import build_head_feeds
 from features.prefs import QueryPref, Smoothing, UserPref
 from features.text import TextEncoder
 from service.app import create_app
-from service.ort_scorer import OrtGraph, OrtScorer, choose_providers, load_cuda_libraries
+from service.ort_scorer import OrtGraph, OrtScorer, choose_providers, installed, load_cuda_libraries
 from service.settings import OnnxSettings, Settings
 
 TOL = 1e-5
@@ -197,8 +197,16 @@ async def test_service_does_not_start_on_a_bad_bundle(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here")
 def test_cuda_required_without_cuda_is_refused_with_the_reason(bundle: Path) -> None:
-    with pytest.raises(BundleError, match="onnx.providers=cuda"):
+    with pytest.raises(BundleError, match="onnx.providers=cuda.*install the gpu extra"):
         OrtScorer(bundle, OnnxSettings(providers="cuda"))
+
+
+def test_cuda_refusal_names_the_cpu_and_gpu_packages_clash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both wheels ship the `onnxruntime` module: with both installed, the CPU build can shadow CUDA."""
+    assert installed("onnxruntime") and not installed("prectr-no-such-distribution")
+    monkeypatch.setattr("service.ort_scorer.installed", lambda dist: True)
+    with pytest.raises(BundleError, match="both onnxruntime and onnxruntime-gpu are installed"):
+        choose_providers(OnnxSettings(providers="cuda"), ["CPUExecutionProvider"])
 
 
 def test_cuda_is_chosen_when_offered_with_tf32_off_unless_asked() -> None:
