@@ -31,6 +31,16 @@ def _consume(iterator: Iterable[object]) -> None:
     deque(iterator, maxlen=0)
 
 
+def _count_queries(keys: Sequence[CacheKey]) -> Iterable[tuple[tuple[str, str], int]]:
+    """``((version, query), entries)`` among ``keys``; one model version (the usual case) is counted by
+    query string alone, without a (version, query) tuple built per key."""
+    versions = set(map(itemgetter(0), keys))
+    if len(versions) != 1:
+        return Counter(map(_version_query, keys)).items()
+    (version,) = versions
+    return (((version, q), n) for q, n in Counter(map(itemgetter(1), keys)).items())
+
+
 # A title's part of the key is Python's own str hash: salted per process, which is fine for a cache that
 # lives in one process, and ~10x cheaper than blake2b (the string caches it).
 title_hash: Callable[[str], int] = hash
@@ -80,7 +90,8 @@ class RelevanceCache:
         rel_logits: np.ndarray,
     ) -> None:
         """:meth:`put_many` for one request's candidates (row ``i`` belongs to ``item_ids[i]``)."""
-        self.put_many(self.keys_for(version, query_norm, item_ids, titles), rel_vec, rel_logits)
+        keys = self.keys_for(version, query_norm, item_ids, titles)
+        self.put_many(keys, rel_vec, rel_logits, query=(version, query_norm))
 
     def get_many(self, keys: Sequence[CacheKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(positions, rel_vec, rel_logits)``: the positions in ``keys`` that hit and copies of their
@@ -102,8 +113,16 @@ class RelevanceCache:
         index = np.asarray(slots, dtype=np.int64)
         return np.asarray(positions, dtype=np.int64), self._vec[index], self._logits[index]
 
-    def put_many(self, keys: Sequence[CacheKey], rel_vec: np.ndarray, rel_logits: np.ndarray) -> None:
+    def put_many(
+        self,
+        keys: Sequence[CacheKey],
+        rel_vec: np.ndarray,
+        rel_logits: np.ndarray,
+        *,
+        query: tuple[str, str] | None = None,
+    ) -> None:
         """Store row ``i`` of both arrays under ``keys[i]`` (a copy: callers may reuse their arrays).
+        ``query``: the (version, query) every key belongs to, when the caller knows (a request's put).
 
         Rows of another width than the stored ones (a hot reload to a model with other output sizes)
         start the cache afresh: the previous model's entries can never hit again anyway.
@@ -128,17 +147,20 @@ class RelevanceCache:
         if len(set(keys)) < len(keys):  # a key twice: the later row wins, as if stored one after the other
             rows = sorted({key: i for i, key in enumerate(keys)}.values())
             keys, rel_vec, rel_logits = [keys[i] for i in rows], rel_vec[rows], rel_logits[rows]
-        index = np.asarray(self._place(keys), dtype=np.int64)
+        index = np.asarray(self._place(keys, query), dtype=np.int64)
         self._vec[index] = rel_vec
         self._logits[index] = rel_logits
 
-    def _place(self, keys: Sequence[CacheKey]) -> list[int]:
+    def _place(self, keys: Sequence[CacheKey], query: tuple[str, str] | None) -> list[int]:
         """The slot of each of ``keys`` (distinct, at most ``capacity``), all now most recently used in
         their order, exactly as if stored one by one: a stored key keeps its slot; a new one takes a slot
         never used yet or the least recently used entry's. Bulk operations in C instead of a Python loop
         per key (which cost ~215 us for a 200-candidate put into a full cache)."""
         entries, per_query = self._slots, self._per_query
-        found = list(map(entries.get, keys)) if entries else [None] * len(keys)
+        if entries and (query is None or query in per_query):
+            found = list(map(entries.get, keys))
+        else:  # a query with no entries (a cache-miss request's put): every key is new, no lookups
+            found = [None] * len(keys)
         new = [key for key, slot in zip(keys, found, strict=True) if slot is None]
         stored = len(new) < len(keys)  # some are there already (another request put them meanwhile)
         if stored:  # newest now, so the eviction below cannot take them
@@ -151,13 +173,16 @@ class RelevanceCache:
         if len(new) > unused:  # the oldest entries give their slots up
             evicted = list(islice(entries, len(new) - unused))
             slots += map(entries.pop, evicted)
-            for query, count in Counter(map(_version_query, evicted)).items():
-                if per_query[query] > count:
-                    per_query[query] -= count
+            for old, count in _count_queries(evicted):
+                if per_query[old] > count:
+                    per_query[old] -= count
                 else:
-                    del per_query[query]
+                    del per_query[old]
         entries.update(zip(new, slots, strict=True))
-        per_query.update(map(_version_query, new))
+        if query is not None and new:
+            per_query[query] += len(new)
+        else:
+            per_query.update(map(_version_query, new))
         if stored:  # recency in the order of ``keys``
             _consume(map(entries.move_to_end, keys))
         given = iter(slots)

@@ -148,11 +148,22 @@ def test_bulk_puts_and_lookups_behave_like_one_key_at_a_time(seed: int) -> None:
     universe += [("v2", "q1", item, "ta") for item in "ab"]
     keys_of = lambda picked: [(v, q, i, hash(t)) for v, q, i, t in picked]  # noqa: E731
     for step in range(60):
-        picked = [rng.choice(universe) for _ in range(rng.randint(1, 8))]  # repeats and other queries too
+        if rng.random() < 0.3:  # one query's items, as a request carries them
+            query = rng.choice(universe)[:2]
+            pool = [p for p in universe if p[:2] == query]
+            picked = rng.sample(pool, rng.randint(1, min(4, len(pool))))
+        else:  # repeats and other queries too
+            picked = [rng.choice(universe) for _ in range(rng.randint(1, 8))]
         keys = keys_of(picked)
+        one_request = len({p[:2] for p in picked}) == 1 and len(set(picked)) == len(picked)
         if rng.random() < 0.5:
             values = np.arange(len(keys) * 2, dtype=np.float32).reshape(-1, 2) + 100 * step
-            cache.put_many(keys, values, np.zeros((len(keys), 4), np.float32))
+            logits = np.zeros((len(keys), 4), np.float32)
+            if one_request and rng.random() < 0.5:  # one request's put: one query, distinct items
+                items, titles = [p[2] for p in picked], [p[3] for p in picked]
+                cache.put_request(*picked[0][:2], items, titles, values, logits)
+            else:
+                cache.put_many(keys, values, logits)
             reference.put(keys, values)
         else:
             version, query = picked[0][:2]
