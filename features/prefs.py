@@ -1,12 +1,13 @@
 """Relevance-preference records and the dense features built from them.
 
 The mining job writes these records, Redis stores them, the service reads them and the model trains on
-features computed by :func:`preference_features` — the same function on both sides, so the model sees
-exactly what the service will look up.
+features computed by :func:`preference_features`; the service's one-row :func:`features_for_request` is
+the same formula, tested bit for bit against it, so the model sees exactly what the service will look up.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,17 +93,25 @@ def preference_features(
 def features_for_request(
     qpref: QueryPref | None, upref: UserPref | None, n_rows: int, smoothing: Smoothing | None = None
 ) -> np.ndarray:
-    """Serving path: one query/user pair broadcast over ``n_rows`` candidates."""
-    zeros = (0,) * NUM_LEVELS
-    q = qpref or QueryPref(zeros, zeros, 0)
-    u = upref or UserPref(zeros, zeros, 0)
-    row = preference_features(
-        np.array([q.exposures]),
-        np.array([q.clicks]),
-        np.array([q.users]),
-        np.array([u.exposures]),
-        np.array([u.clicks]),
-        np.array([u.activity]),
-        smoothing,
-    )
-    return np.repeat(row, n_rows, axis=0)
+    """Serving path: one query/user pair broadcast over ``n_rows`` candidates.
+
+    The same formula as :func:`preference_features` for one row, in Python floats (IEEE double, as numpy
+    computes it there) instead of a dozen numpy calls on 1-element arrays: ~10x cheaper per request, and
+    equal to it bit for bit (tested against it on random records)."""
+    s = smoothing or Smoothing()
+    prior, strength = s.strength * s.prior_rate, s.strength
+    q = qpref or _NO_QUERY
+    u = upref or _NO_USER
+    row = [
+        *((c + prior) / (e + strength) for e, c in zip(q.exposures, q.clicks, strict=True)),
+        math.log1p(sum(q.exposures)),
+        math.log1p(q.users),
+        *((c + prior) / (e + strength) for e, c in zip(u.exposures, u.clicks, strict=True)),
+        math.log1p(u.activity),
+        float(sum(u.exposures) == 0),
+    ]
+    return np.tile(np.array(row, dtype=np.float32), (n_rows, 1))
+
+
+_NO_QUERY = QueryPref((0,) * NUM_LEVELS, (0,) * NUM_LEVELS, 0)
+_NO_USER = UserPref((0,) * NUM_LEVELS, (0,) * NUM_LEVELS, 0)

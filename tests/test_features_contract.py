@@ -23,7 +23,15 @@ from features.head_inputs import (
     request_id_matrix,
 )
 from features.manifest import BundleManifest, GraphSpec, IdFeatureSpec, PrefSpec, TensorSpec, TextSpec
-from features.prefs import PREF_DENSE_COLUMNS, QueryPref, Smoothing, UserPref, features_for_request
+from features.prefs import (
+    NUM_LEVELS,
+    PREF_DENSE_COLUMNS,
+    QueryPref,
+    Smoothing,
+    UserPref,
+    features_for_request,
+    preference_features,
+)
 
 BUCKETS = {"user": 1000, "item": 5000, "query": 2000, "price_bucket": 11, "pop_bucket": 11}
 
@@ -68,6 +76,31 @@ def test_missing_preferences_fall_back_to_prior_and_mark_new_user() -> None:
     named = dict(zip(PREF_DENSE_COLUMNS, row[0], strict=True))
     assert named["q_rate_l3"] == pytest.approx(0.05) and named["u_rate_l0"] == pytest.approx(0.05)
     assert named["u_is_new"] == 1.0 and named["q_log_exposures"] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_serving_features_equal_the_training_function_bit_for_bit(seed: int) -> None:
+    """The service's one-row path computes exactly what ``preference_features`` (training) computes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        exposures = rng.integers(0, 10 ** rng.integers(1, 7), size=(2, NUM_LEVELS))
+        clicks = np.minimum(exposures, rng.integers(0, 1000, size=(2, NUM_LEVELS)))
+        q = QueryPref(tuple(exposures[0].tolist()), tuple(clicks[0].tolist()), int(rng.integers(0, 10**6)))
+        u = UserPref(tuple(exposures[1].tolist()), tuple(clicks[1].tolist()), int(rng.integers(0, 10**4)))
+        smoothing = Smoothing(float(rng.uniform(0.001, 0.5)), float(rng.uniform(0.5, 100)))
+        qpref, upref = (q if rng.random() < 0.8 else None), (u if rng.random() < 0.7 else None)
+        zeros = np.zeros((1, NUM_LEVELS), np.int64)
+        want = preference_features(
+            np.array([q.exposures]) if qpref else zeros,
+            np.array([q.clicks]) if qpref else zeros,
+            np.array([q.users if qpref else 0]),
+            np.array([u.exposures]) if upref else zeros,
+            np.array([u.clicks]) if upref else zeros,
+            np.array([u.activity if upref else 0]),
+            smoothing,
+        )
+        got = features_for_request(qpref, upref, 3, smoothing)
+        np.testing.assert_array_equal(got, np.repeat(want, 3, axis=0))
 
 
 def test_preference_rates_move_from_prior_toward_observed_rate() -> None:
