@@ -110,7 +110,7 @@ def features_for_request(
         math.log1p(u.activity),
         float(sum(u.exposures) == 0),
     ]
-    return np.tile(np.array(row, dtype=np.float32), (n_rows, 1))
+    return np.repeat(np.array([row], dtype=np.float32), n_rows, axis=0)
 
 
 _NO_QUERY = QueryPref((0,) * NUM_LEVELS, (0,) * NUM_LEVELS, 0)
