@@ -203,7 +203,7 @@ def test_cuda_required_without_cuda_is_refused_with_the_reason(bundle: Path) -> 
 
 def test_cuda_refusal_names_the_cpu_and_gpu_packages_clash(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both wheels ship the `onnxruntime` module: with both installed, the CPU build can shadow CUDA."""
-    assert installed("onnxruntime") and not installed("prectr-no-such-distribution")
+    assert installed("numpy") and not installed("prectr-no-such-distribution")
     monkeypatch.setattr("service.ort_scorer.installed", lambda dist: True)
     with pytest.raises(BundleError, match="both onnxruntime and onnxruntime-gpu are installed"):
         choose_providers(OnnxSettings(providers="cuda"), ["CPUExecutionProvider"])
