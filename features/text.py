@@ -8,7 +8,7 @@ smallest length bucket that fits the longest row, so shapes stay in a small warm
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,52 +163,35 @@ class TextEncoder:
         return input_ids, row_len, q_len
 
     def _assemble_rows(self, query_rows: Sequence[TokenRow], title_rows: Sequence[TokenRow]) -> EncodedPairs:
-        """Row-aligned pairs, each with its own query."""
+        """Row-aligned pairs ``[CLS] q [SEP] t [SEP]``, each with its own query, titles cut to the room the
+        query leaves, padded to one bucket."""
         if len(query_rows) != len(title_rows):
             raise ValueError(f"{len(query_rows)} query rows but {len(title_rows)} title rows")
-        q_flat, q_len = _flatten(query_rows)
-
-        def write_queries(input_ids: np.ndarray) -> None:
-            _scatter(input_ids, q_flat, q_len, q_len, np.ones(len(q_len), np.int64))
-
-        return self._build(q_len, write_queries, title_rows)
-
-    def _build(
-        self,
-        q_len: np.ndarray,
-        write_queries: Callable[[np.ndarray], None],
-        title_rows: Sequence[TokenRow],
-    ) -> EncodedPairs:
-        """``[CLS] q [SEP] t [SEP]`` per row, titles cut to the room the query leaves, padded to one bucket.
-
-        Vectorised (the serving path assembles 200 rows per request): token ids are scattered into the
-        padded matrix with flat (row, column) indices instead of one Python list per row.
-        """
         n = len(title_rows)
         if not n:
             return self._empty()
+        q_flat, q_len = _flatten(query_rows)
         t_flat, t_full = _flatten(title_rows)
         t_len = np.minimum(t_full, self.max_len - q_len - 3)  # room after CLS, SEP, SEP
         row_len = q_len + t_len + 3
-        width = self.bucket_for(int(row_len.max()))
-        input_ids = np.full((n, width), PAD_ID, dtype=np.int64)
+        # Vectorised: token ids are scattered into the padded matrix with flat (row, column) indices
+        # instead of one Python list per row.
+        input_ids = np.full((n, self.bucket_for(int(row_len.max()))), PAD_ID, dtype=np.int64)
         rows = np.arange(n)
         input_ids[:, 0] = CLS_ID
-        write_queries(input_ids)
+        _scatter(input_ids, q_flat, q_len, q_len, np.ones(n, np.int64))
         input_ids[rows, q_len + 1] = SEP_ID
         _scatter(input_ids, t_flat, t_full, t_len, q_len + 2)
         input_ids[rows, row_len - 1] = SEP_ID
-        positions = np.arange(width)[None, :]
-        attention_mask = (positions < row_len[:, None]).astype(np.int64)
-        token_type_ids = ((positions >= (q_len + 2)[:, None]) & (attention_mask == 1)).astype(np.int64)
-        return EncodedPairs(input_ids, attention_mask, token_type_ids)
+        return _pairs(input_ids, row_len, q_len)
 
 
-def _pairs(input_ids: np.ndarray, row_len: np.ndarray, q_len: int) -> EncodedPairs:
-    """The masks of one-query rows: attention over each row's length, token type 1 on the title part."""
+def _pairs(input_ids: np.ndarray, row_len: np.ndarray, q_len: int | np.ndarray) -> EncodedPairs:
+    """The masks of ``[CLS] q [SEP] t [SEP]`` rows: attention over each row's length, token type 1 on the
+    title part (``q_len``: one query's length, or each row's)."""
     positions = np.arange(input_ids.shape[1])
     attention = positions < row_len[:, None]
-    title_part = attention & (positions >= q_len + 2)
+    title_part = attention & (positions >= np.reshape(np.asarray(q_len) + 2, (-1, 1)))
     return EncodedPairs(input_ids, attention.astype(np.int64), title_part.astype(np.int64))
 
 

@@ -93,36 +93,23 @@ class DirectRoute:
     through FastAPI. Anything else (other methods, paths, ``/score/``) goes through FastAPI unchanged,
     and the route stays registered there for the OpenAPI schema."""
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, path: str) -> None:
-        self.app, self.fastapi_app, self.path = app, fastapi_app, path
-        self.route: APIRoute | None = None
+    def __init__(self, app: ASGIApp, route: APIRoute, exception_handlers: dict[Any, Any]) -> None:
+        self.app, self.route, self.handlers = app, route, exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.route.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        route = self.route or self._find_route()
-        scope["route"] = route
+        scope["route"] = self.route
         request = Request(scope, receive)
         try:
-            response = await route.endpoint(request)
+            response = await self.route.endpoint(request)
         except Exception as exc:
-            handler = self._handler(exc)
+            handler = next((self.handlers[t] for t in type(exc).__mro__ if t in self.handlers), None)
             if handler is None:
                 raise
             response = await handler(request, exc)
         await response(scope, receive, send)
-
-    def _find_route(self) -> APIRoute:
-        for route in self.fastapi_app.router.routes:
-            if isinstance(route, APIRoute) and route.path == self.path and "POST" in (route.methods or ()):
-                self.route = route
-                return route
-        raise RuntimeError(f"no POST {self.path} route to serve directly")
-
-    def _handler(self, exc: Exception) -> Any:
-        handlers = self.fastapi_app.exception_handlers
-        return next((handlers[t] for t in type(exc).__mro__ if t in handlers), None)
 
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -169,8 +156,6 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(DirectRoute, fastapi_app=app, path="/score")  # inside the access log (added later)
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)
 
     @app.post(
         "/score",
@@ -195,6 +180,11 @@ def create_app(
             {**outcome.body, "timings": timings, "request_id": request.state.request_id},
             headers={"Server-Timing": header},
         )
+
+    (score_route,) = (r for r in app.router.routes if isinstance(r, APIRoute) and r.endpoint is score)
+    # The last middleware added is the outermost: the access log wraps the direct route.
+    app.add_middleware(DirectRoute, route=score_route, exception_handlers=app.exception_handlers)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -96,16 +96,9 @@ class RelevanceCache:
     def get_many(self, keys: Sequence[CacheKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(positions, rel_vec, rel_logits)``: the positions in ``keys`` that hit and copies of their
         rows, in that order; hits become most recently used."""
-        entries = self._slots
-        found = list(map(entries.get, keys)) if entries else []
-        if found and None not in found:  # every key hits (a repeated request)
-            positions, slots = list(range(len(found))), found
-            _consume(map(entries.move_to_end, keys))
-        else:
-            positions = [i for i, slot in enumerate(found) if slot is not None]
-            slots = [found[i] for i in positions]
-            if positions:
-                _consume(map(entries.move_to_end, [keys[i] for i in positions]))
+        found = self._find(keys)
+        positions = [i for i, slot in enumerate(found) if slot is not None]
+        slots = found if len(positions) == len(found) else [found[i] for i in positions]
         self.hits += len(slots)
         self.misses += len(keys) - len(slots)
         if not slots or self._vec is None or self._logits is None:
@@ -157,16 +150,12 @@ class RelevanceCache:
         never used yet or the least recently used entry's. Bulk operations in C instead of a Python loop
         per key (which cost ~215 us for a 200-candidate put into a full cache)."""
         entries, per_query = self._slots, self._per_query
-        if entries and (query is None or query in per_query):
-            found = list(map(entries.get, keys))
-        else:  # a query with no entries (a cache-miss request's put): every key is new, no lookups
-            found = [None] * len(keys)
+        # Keys stored already (another request put them meanwhile) become newest first, so the eviction
+        # below cannot take them; a query with no entries (a cache-miss request's put) needs no lookups.
+        known = query is None or query in per_query
+        found = self._find(keys) if known else [None] * len(keys)
         new = [key for key, slot in zip(keys, found, strict=True) if slot is None]
-        stored = len(new) < len(keys)  # some are there already (another request put them meanwhile)
-        if stored:  # newest now, so the eviction below cannot take them
-            _consume(
-                map(entries.move_to_end, [k for k, slot in zip(keys, found, strict=True) if slot is not None])
-            )
+        stored = len(new) < len(keys)
         unused = min(len(new), self.capacity - self._next_slot)
         slots = list(range(self._next_slot, self._next_slot + unused))
         self._next_slot += unused
@@ -187,6 +176,20 @@ class RelevanceCache:
             _consume(map(entries.move_to_end, keys))
         given = iter(slots)
         return [slot if slot is not None else next(given) for slot in found]
+
+    def _find(self, keys: Sequence[CacheKey]) -> list[int | None]:
+        """Each key's slot (None: not stored); the stored ones become most recently used, in key order."""
+        entries = self._slots
+        if not entries:
+            return [None] * len(keys)
+        found = list(map(entries.get, keys))
+        touched = (
+            keys
+            if None not in found
+            else [k for k, slot in zip(keys, found, strict=True) if slot is not None]
+        )
+        _consume(map(entries.move_to_end, touched))
+        return found
 
     def clear(self) -> None:
         self._slots.clear()
