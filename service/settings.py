@@ -88,7 +88,7 @@ class GraphBatching(_Section):
         ge=0,
         description=(
             "token budget of a length-bucketed batch (rows x bucket width); 0 = rows only, "
-            "None = the provider's default (512 on CPU, none on CUDA)"
+            "None = the provider's default (1024 on CPU, none on CUDA)"
         ),
     )
 
@@ -111,15 +111,23 @@ class GraphBatching(_Section):
         return max(1, min(self.max_rows, self.max_tokens // width))
 
 
-# On a CPU an encoder row costs the same up to ~512-1024 tokens per batch, then more as the activations
-# outgrow the cache: V2 int8, two single-threaded runs side by side on 2 cores, CPU us per 32-token row at
-# 256/512/1024/2048/4096 tokens per batch: 236/231/236/256/281 (64-token rows: 511/507/536/561/615).
-CPU_BATCH_TOKENS = 512
+# On a CPU an encoder row costs about the same up to ~1024 tokens per batch, then more as the activations
+# outgrow the cache, while every run has a fixed cost (Python binding, one kernel call per graph node) and
+# hands the GIL back once. Two single-threaded runs side by side on 2 cores, V2 int8, CPU us per row at
+# 256/512/1024/2048/4096 tokens per batch:
+# - first box: 32-token rows 236/231/236/256/281, 64-token rows 511/507/536/561/615 (512 was the default);
+# - 2-core AMD EPYC (2 MiB L2 per core), 2026-11-24: 32-token rows 127/123/146/132/144, 64-token rows
+#   277/274/297/312/398, but whole real 200-candidate requests (tails included) pipelined on both cores:
+#   24.9 / 22.0 / 24.4 / 24.7 ms of CPU per request at 512 / 1024 / 2048 / 4096 (13.5 / 8.1 / 5.6 / 4.5
+#   runs each), and the service kept the cores busier with fewer runs (91 % -> 93 % at 512 -> 1024).
+# The best budget depends on the CPU's caches: measure with serve_bench and
+# PRECTR_BATCHING__ENCODER__MAX_TOKENS (its raw baseline follows the same setting).
+CPU_BATCH_TOKENS = 1024
 
 
 class EncoderBatching(GraphBatching):
     """Encoder batches hold one length bucket, at most ``max_rows`` rows and ``max_tokens`` tokens. On a CPU
-    the token budget binds (512: 32 rows of 16 tokens, 8 of 64), so a 200-candidate request splits into
+    the token budget binds (1024: 64 rows of 16 tokens, 16 of 64), so a 200-candidate request splits into
     several batches that the workers run side by side; on a GPU (no token budget by default) one
     request's bucket is one batch and concurrent requests merge into bigger ones."""
 
@@ -128,7 +136,7 @@ class EncoderBatching(GraphBatching):
         default=None,
         ge=0,
         description=(
-            "tokens per batch (rows x bucket width); None: 512 on CPU (per-row cost rises beyond it), "
+            "tokens per batch (rows x bucket width); None: 1024 on CPU (per-row cost rises beyond it), "
             "no limit on CUDA; 0 = no limit"
         ),
     )

@@ -132,7 +132,7 @@ def test_the_encoder_token_budget_defaults_by_provider() -> None:
     encoder = EncoderBatching()
     assert encoder.max_tokens is None  # resolved when the provider is known
     cpu, cuda = encoder.for_provider("cpu"), encoder.for_provider("cuda")
-    assert cpu.rows_per_batch(16) == 32 and cpu.rows_per_batch(64) == 8 and cpu.rows_per_batch(None) == 256
+    assert cpu.rows_per_batch(16) == 64 and cpu.rows_per_batch(64) == 16 and cpu.rows_per_batch(None) == 256
     assert cuda.rows_per_batch(64) == 256  # a GPU batches whole buckets
     pinned = EncoderBatching(max_tokens=2048).for_provider("cpu")
     assert pinned.rows_per_batch(64) == 32
