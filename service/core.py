@@ -63,7 +63,7 @@ class ScoringService:
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.lifecycle = Lifecycle(metrics)
-        self.cache = RelevanceCache(settings.cache.capacity)
+        self.cache = RelevanceCache(settings.cache.capacity, settings.cache.admit_after)
         self.runtime: ModelRuntime | None = None
         self.startup_error: str | None = None
         self._scorer, self._store, self._owns_store = scorer, store, store is None

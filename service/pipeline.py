@@ -169,7 +169,7 @@ class ScoringPipeline:
                 heading.cancel()
                 raise
             after_response = None
-            if cache_works and encoded:
+            if cache_works and encoded and self.cache.admit(info.version, query_norm):
                 # Off the latency path, and not while the head worker needs the GIL: see after_response.
                 after_response = functools.partial(
                     self._remember,

@@ -10,6 +10,12 @@ dict maps a key to its row ("slot"). A request's hits are read, and its new rows
 copy each instead of a Python object per row. A read copies, so a slot reused later never changes rows
 a request already holds. The cache also counts its entries per (version, query): a request whose query
 has none (a query never seen, or all of its pairs evicted) is answered without a lookup per candidate.
+
+Admission (``admit_after``, a TinyLFU-style doorkeeper): most queries of a search log are asked once, and
+storing their pairs costs a put per candidate and evicts pairs of queries that do come back. With
+``admit_after=2`` a query's pairs are stored from its second cache-miss request on; until then only the
+query itself is remembered, in a bounded FIFO of sightings. A query that already has entries is admitted
+at once.
 """
 
 from __future__ import annotations
@@ -47,10 +53,17 @@ title_hash: Callable[[str], int] = hash
 
 
 class RelevanceCache:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, admit_after: int = 1, sightings: int | None = None) -> None:
+        """``admit_after``: cache-miss requests of a query before its pairs are stored (1: the first);
+        ``sightings``: queries the doorkeeper remembers (default: a quarter of ``capacity``, at least
+        1,024)."""
         if capacity < 0:
             raise ValueError(f"cache capacity must be >= 0, got {capacity}")
-        self.capacity = capacity
+        if admit_after < 1:
+            raise ValueError(f"admit_after must be >= 1, got {admit_after}")
+        self.capacity, self.admit_after = capacity, admit_after
+        self.sightings_limit = max(1024, capacity // 4) if sightings is None else sightings
+        self._sightings: OrderedDict[tuple[str, str], int] = OrderedDict()  # query -> misses so far
         self._slots: OrderedDict[CacheKey, int] = OrderedDict()
         self._vec: np.ndarray | None = None  # (capacity, D) float32, allocated by the first put
         self._logits: np.ndarray | None = None  # (capacity, K) float32
@@ -70,6 +83,19 @@ class RelevanceCache:
             raise ValueError(f"{len(item_ids)} item ids but {len(titles)} titles")
         # one zip in C instead of a tuple built per candidate in Python
         return list(zip(repeat(version), repeat(query_norm), item_ids, map(title_hash, titles)))
+
+    def admit(self, version: str, query_norm: str) -> bool:
+        """Count a cache-miss request of this query; whether its new pairs should be stored now."""
+        query = (version, query_norm)
+        if self.admit_after == 1 or not self.capacity or query in self._per_query:
+            return bool(self.capacity)
+        seen = self._sightings.pop(query, 0) + 1
+        if seen >= self.admit_after:
+            return True
+        self._sightings[query] = seen  # newest; the oldest sighting is forgotten first
+        if len(self._sightings) > self.sightings_limit:
+            self._sightings.popitem(last=False)
+        return False
 
     def get_request(
         self, version: str, query_norm: str, item_ids: Sequence[str], titles: Sequence[str]
@@ -194,4 +220,5 @@ class RelevanceCache:
     def clear(self) -> None:
         self._slots.clear()
         self._per_query.clear()
+        self._sightings.clear()
         self._next_slot = 0

@@ -210,6 +210,12 @@ class RedisSettings(_Section):
 
 class CacheSettings(_Section):
     capacity: int = Field(default=200_000, ge=0, description="relevance cache entries; 0 disables the cache")
+    admit_after: int = Field(
+        default=2,
+        ge=1,
+        description="cache-miss requests of a query before its pairs are stored (1: the first); one-off "
+        "queries then cost no puts and evict nothing",
+    )
     title_tokens: int = Field(
         default=100_000, ge=0, description="titles whose token ids are kept; 0 disables"
     )

@@ -187,9 +187,55 @@ def test_zero_capacity_disables_the_cache() -> None:
     assert len(cache.get_many(keys)[0]) == 0 and len(cache) == 0
 
 
-async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:
+def test_a_query_is_admitted_from_its_second_cache_miss_request() -> None:
+    cache = RelevanceCache(10, admit_after=2)
+    assert not cache.admit("v1", "drill")  # a one-off query so far: only the query is remembered
+    assert cache.admit("v1", "drill")
+    assert not cache.admit("v2", "drill")  # another model version is another query
+    cache.put_request("v1", "drill", ["a"], ["ta"], np.ones((1, 2)), np.zeros((1, 4)))
+    assert cache.admit("v1", "drill")  # a query with entries is admitted at once, every time
+    assert RelevanceCache(10).admit("v1", "new")  # admit_after=1: the first request stores its pairs
+    assert not RelevanceCache(0, admit_after=1).admit("v1", "new")  # a disabled cache stores nothing
+
+
+def test_the_doorkeeper_forgets_its_oldest_sightings_first() -> None:
+    cache = RelevanceCache(10, admit_after=3, sightings=2)
+    assert not cache.admit("v", "q1") and not cache.admit("v", "q2")
+    assert not cache.admit("v", "q1")  # q1 seen twice, now the newest sighting
+    assert not cache.admit("v", "q3")  # over the limit: q2, the oldest, is forgotten
+    assert cache.admit("v", "q1")  # third sighting
+    assert not cache.admit("v", "q2") and not cache.admit("v", "q2") and cache.admit("v", "q2")
+    cache.admit("v", "q4")
+    cache.clear()  # a reload of the same version forgets sightings too
+    assert not cache.admit("v", "q4") and not cache.admit("v", "q4")
+
+
+def test_admit_after_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="admit_after"):
+        RelevanceCache(10, admit_after=0)
+
+
+async def test_a_one_off_query_is_not_cached_and_a_returning_one_is() -> None:
+    """With the default admission a query's first request stores nothing, its second stores the pairs,
+    and its third skips the encoder for them."""
     scorer = FakeScorer()
     app = create_app(Settings(), scorer=scorer, store=FakeStore())
+    cache = app.state.service.cache
+    async with running(app) as client:
+        await client.post("/score", json=score_body(6, query="garden hose"))
+        await asyncio.sleep(0)  # the put (if any) runs after the response
+        assert len(cache) == 0
+        await client.post("/score", json=score_body(6, query="garden hose"))
+        await asyncio.sleep(0)
+        assert len(cache) == 6
+        third = await client.post("/score", json=score_body(6, query="garden hose"))
+    assert third.status_code == 200
+    assert sum(scorer.rows_run["encoder"]) == 6 + 6
+
+
+async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:
+    scorer = FakeScorer()
+    app = create_app(Settings(cache={"admit_after": 1}), scorer=scorer, store=FakeStore())
     async with running(app) as client:
         first = (await client.post("/score", json=score_body(8, query="Cordless Drill"))).json()
         # same normalised query; two more candidates than before
@@ -205,7 +251,7 @@ async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:
 async def test_new_pairs_are_cached_only_after_the_response_is_written() -> None:
     """The cache put is off the latency path: when the response body goes out the cache is still empty,
     and the pairs are there on the next loop iteration."""
-    app = create_app(Settings(), scorer=FakeScorer(), store=FakeStore())
+    app = create_app(Settings(cache={"admit_after": 1}), scorer=FakeScorer(), store=FakeStore())
     cache = app.state.service.cache
     seen_at_body: list[int] = []
     body = json.dumps(score_body(5)).encode()

@@ -107,7 +107,12 @@ async def test_service_scores_equal_a_direct_onnx_run(bundle: Path, placement: s
     expected_other = _direct(bundle, "copper elbow", "u7", items, titles, price, None, store.users["u7"])
     provider, _, head = placement.partition("+")
     onnx = {"providers": provider, "head_on_cpu": head == "cpu-head"}
-    settings = Settings(bundle={"path": bundle}, onnx=onnx, batching={"encoder": {"max_rows": 8}})
+    settings = Settings(
+        bundle={"path": bundle},
+        onnx=onnx,
+        batching={"encoder": {"max_rows": 8}},
+        cache={"admit_after": 1},  # the second request is served from the relevance cache
+    )
     tol = PROVIDER_TOL[placement]
     app = create_app(settings, store=store)
     async with running(app) as client:

@@ -108,8 +108,9 @@ async def test_reload_is_404_when_no_admin_token_is_configured(bundles: dict[str
 async def test_reloading_the_same_version_drops_its_cached_relevance(bundles: dict[str, Path]) -> None:
     app = create_app(_settings(bundles["v1"]), store=FakeStore())
     async with running(app) as client:
-        await client.post("/score", json=score_body(4))
-        await asyncio.sleep(0)  # new pairs are cached on the loop iteration after the response
+        for _ in range(2):  # the query's second request stores its pairs (cache.admit_after)
+            await client.post("/score", json=score_body(4))
+            await asyncio.sleep(0)  # new pairs are cached on the loop iteration after the response
         assert len(app.state.service.cache) == 4
         resp = await client.post("/admin/reload", headers=AUTH)  # no path: the configured bundle again
         assert resp.status_code == 200 and resp.json()["model_version"] == "tiny-v1"
