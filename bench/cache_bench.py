@@ -51,7 +51,12 @@ def replay(queries: list[int], candidates: int, capacity: int, admit_after: int)
         if len(hit) < candidates and cache.admit("v", str(q)):
             missed = np.setdiff1d(np.arange(candidates), hit)
             cache.put_request(
-                "v", str(q), [items[i] for i in missed], [titles[i] for i in missed], vec[missed], logits[missed]
+                "v",
+                str(q),
+                [items[i] for i in missed],
+                [titles[i] for i in missed],
+                vec[missed],
+                logits[missed],
             )
             puts += 1
     return {
