@@ -27,7 +27,7 @@ def test_serve_bench_measures_raw_and_service_and_splits_the_cpu(tmp_path: Path)
     assert raw["ort_candidates_per_s"] >= raw["ort_pipelined_candidates_per_s"] > 0
     assert raw["ort_pipelined_after_service"]["candidates_per_s"] > 0
     assert [phase["concurrency"] for phase in service["cache_miss"]] == [1, 8, 32]
-    for phase in [*service["cache_miss"], service["zipf"]]:
+    for phase in [*service["cache_miss"], service["zipf"], service["zipf_warm"]]:
         assert phase["status"].get("200", 0) == phase["requests"] > 0
         cpu = phase["cpu_ms_per_request"]
         inference = sum(cpu["inference"].values())
