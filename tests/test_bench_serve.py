@@ -19,7 +19,7 @@ def test_serve_bench_measures_raw_and_service_and_splits_the_cpu(tmp_path: Path)
     out = tmp_path / "serve_bench.json"
     cmd = [sys.executable, "bench/serve_bench.py", "--bundle", str(bundle), "--candidates", "20"]
     cmd += ["--seconds", "0.5", "--raw-iterations", "6", "--paired-requests", "10", "--zipf-queries", "20"]
-    cmd += ["--port", str(free_port()), "--out", str(out)]
+    cmd += ["--paired-rounds", "2", "--paired-seconds", "0.3", "--port", str(free_port()), "--out", str(out)]
     subprocess.run(cmd, cwd=REPO_ROOT, check=True, timeout=240, capture_output=True)
     report = json.loads(out.read_text())
 
@@ -34,6 +34,12 @@ def test_serve_bench_measures_raw_and_service_and_splits_the_cpu(tmp_path: Path)
         assert 0 < inference < cpu["server"] and cpu["client"] > 0
         assert 0 <= cpu["server_gc"] < cpu["server_rest"]
     assert report["ratio_service_to_raw_ort"] > 0
+    alternating = report["ratio_alternating"]
+    assert (
+        len(alternating["ratios"]) == len(alternating["raw_candidates_per_s"]) == alternating["rounds"] == 2
+    )
+    assert all(r > 0 for r in alternating["service_candidates_per_s"])
+    assert report["ratio_alternating_median"] == alternating["ratio_median"] > 0
     assert report["overhead_c1_paired"]["pairs"] == 10
     assert set(report["overhead_c1_paired"]["server_stage_p50_ms"]) >= {"features", "encoder", "head"}
     rates = [phase["target_rate"] for phase in service["open_loop"]]
