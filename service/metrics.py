@@ -30,6 +30,7 @@ SHED_REASONS = ("queue_full", "deadline_predicted", "deadline_expired", "client_
 DEGRADED_REASONS = ("preferences_unavailable", "relevance_cache_error")
 ERROR_REASONS = ("batch_failed", "internal")
 CACHE_RESULTS = ("hit", "miss")
+CACHE_ADMISSIONS = ("stored", "deferred")
 PREF_OUTCOMES = ("hit", "miss", "partial", "timeout", "error", "malformed")
 LATENCY_BUCKETS = (
     0.001,
@@ -105,6 +106,13 @@ class ServiceMetrics:
         self.cache_lookups = Counter(
             "prectr_relevance_cache_lookups_total", "Relevance cache lookups", ["result"], registry=r
         )
+        self.cache_admissions = Counter(
+            "prectr_relevance_cache_admissions_total",
+            "Requests with encoder misses: their new pairs stored, or deferred (a query seen fewer than "
+            "cache.admit_after times)",
+            ["result"],
+            registry=r,
+        )
         self.pref_lookups = Counter(
             "prectr_preference_lookups_total", "Preference lookups by outcome", ["outcome"], registry=r
         )
@@ -126,6 +134,7 @@ class ServiceMetrics:
             (DEGRADED_REASONS, self.degraded),
             (ERROR_REASONS, self.errors),
             (CACHE_RESULTS, self.cache_lookups),
+            (CACHE_ADMISSIONS, self.cache_admissions),
             (PREF_OUTCOMES, self.pref_lookups),
         ):
             for value in labels:

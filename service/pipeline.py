@@ -169,7 +169,7 @@ class ScoringPipeline:
                 heading.cancel()
                 raise
             after_response = None
-            if cache_works and encoded and self.cache.admit(info.version, query_norm):
+            if cache_works and encoded and self._admit(info.version, query_norm):
                 # Off the latency path, and not while the head worker needs the GIL: see after_response.
                 after_response = functools.partial(
                     self._remember,
@@ -204,6 +204,12 @@ class ScoringPipeline:
                 self.calibration.observe(predicted, time.perf_counter() - admitted)
         order = ("features", "prefs", "queue", "encoder", "head", "total")
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded, after_response)
+
+    def _admit(self, version: str, query_norm: str) -> bool:
+        """Whether a request's new encoder outputs go into the relevance cache (counted either way)."""
+        admitted = self.cache.admit(version, query_norm)
+        self.metrics.cache_admissions.labels("stored" if admitted else "deferred").inc()
+        return admitted
 
     def _remember(
         self,

@@ -27,6 +27,7 @@ CONTRACT_METRICS = (
     "prectr_degraded_total",
     "prectr_errors_total",
     "prectr_relevance_cache_lookups_total",
+    "prectr_relevance_cache_admissions_total",
     "prectr_preference_lookups_total",
     "prectr_model_info",
     "prectr_ready",

@@ -229,8 +229,12 @@ async def test_a_one_off_query_is_not_cached_and_a_returning_one_is() -> None:
         await asyncio.sleep(0)
         assert len(cache) == 6
         third = await client.post("/score", json=score_body(6, query="garden hose"))
+        metrics = (await client.get("/metrics")).text
     assert third.status_code == 200
     assert sum(scorer.rows_run["encoder"]) == 6 + 6
+    # the third request had no misses: nothing to admit
+    assert 'prectr_relevance_cache_admissions_total{result="deferred"} 1.0' in metrics
+    assert 'prectr_relevance_cache_admissions_total{result="stored"} 1.0' in metrics
 
 
 async def test_repeated_query_skips_the_encoder_for_cached_pairs() -> None:

@@ -248,9 +248,12 @@ def build_panels() -> list[dict[str, Any]]:
     )
     lay.add(
         "timeseries",
-        "Relevance cache lookups",
-        _rate_by("prectr_relevance_cache_lookups_total", "result"),
+        "Relevance cache lookups and admissions",
+        _rate_by("prectr_relevance_cache_lookups_total", "result")
+        + _rate_by("prectr_relevance_cache_admissions_total", "result"),
         unit="ops",
+        description="Lookups per candidate (hit, miss); admissions per request with misses: stored, or "
+        "deferred until its query comes back (cache.admit_after).",
     )
     lay.add(
         "timeseries",
