@@ -45,6 +45,7 @@ SPIN_SETTLE_S = 0.02  # a pause between the raw side and the service side, so ne
 sys.path.insert(0, str(ROOT))
 
 from loadtest.checks import parse_server_timing  # noqa: E402
+from service.batcher import pin_current_thread, usable_cores, worker_cores  # noqa: E402
 from service.ort_scorer import OrtScorer  # noqa: E402
 from service.pipeline import encode_by_bucket  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -238,13 +239,21 @@ def raw_pipelined(raw: RawRunner, groups: list, seconds: float, candidates: int)
     process CPU per request (the service's inference CPU per request should match it)."""
     stop = time.perf_counter() + seconds
     done = [0] * raw.workers
+    # pinned like the service's encoder workers (batching.encoder.pin_cores), for the time of this run
+    cores = worker_cores(raw.workers) if raw.batching.pin_cores else [None] * raw.workers
+    allowed = usable_cores()  # read here: inside a pinned thread it is that one core
 
     def worker(w: int) -> None:
         i = w
-        while time.perf_counter() < stop:
-            raw.compute(groups[i % len(groups)], parallel=False)
-            done[w] += 1
-            i += raw.workers
+        pin_current_thread(cores[w])
+        try:
+            while time.perf_counter() < stop:
+                raw.compute(groups[i % len(groups)], parallel=False)
+                done[w] += 1
+                i += raw.workers
+        finally:
+            if cores[w] is not None:
+                os.sched_setaffinity(0, allowed)
 
     start, cpu_start = time.perf_counter(), time.process_time()
     list(raw.pool.map(worker, range(raw.workers)))

@@ -71,8 +71,33 @@ class _Work:
 
 def default_workers() -> int:
     """One worker per CPU core the process may use, at most 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores))
+    return max(1, min(8, len(usable_cores())))
+
+
+def usable_cores() -> list[int]:
+    """The CPU cores this process may run on, in order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def worker_cores(workers: int) -> list[int | None]:
+    """One core per worker, in order, to pin them to; all None (no pinning) where the OS cannot pin
+    threads or there are more workers than cores."""
+    cores = usable_cores()
+    if not hasattr(os, "sched_setaffinity") or workers > len(cores):
+        return [None] * workers
+    return list(cores[:workers])
+
+
+def pin_current_thread(core: int | None) -> None:
+    """Run the calling thread on ``core`` only (Linux: pid 0 is the calling thread); None: leave it."""
+    if core is None:
+        return
+    try:
+        os.sched_setaffinity(0, {core})
+    except OSError as exc:  # a container may forbid it: serving goes on unpinned
+        log.warning("could not pin a batch thread to core %d: %s", core, exc)
 
 
 def _resolve(future: asyncio.Future[list[BatchResult]], result: list[BatchResult] | BaseException) -> None:
@@ -164,6 +189,8 @@ class MicroBatcher:
         self.runner, self.cfg, self.alpha, self.metrics = runner, cfg, alpha, metrics
         self.name = runner.name
         self.workers = cfg.workers or default_workers()
+        pin = bool(getattr(cfg, "pin_cores", False))  # resolved per provider; only the encoder has it
+        self.cores = worker_cores(self.workers) if pin else [None] * self.workers
         # Per-row cost = EWMA(batch seconds) / EWMA(batch rows): weighted by batch size, so a 3-row tail
         # batch (mostly fixed overhead) cannot make the whole queue look expensive.
         self._batch_s = max(row_cost_s, 1e-7) * cfg.max_rows
@@ -290,7 +317,9 @@ class MicroBatcher:
         self._exited = self._loop.create_future()
         self._live_workers = self.workers
         self._threads = [
-            threading.Thread(target=self._worker, args=(i,), name=f"prectr-{self.name}-{i}", daemon=True)
+            threading.Thread(
+                target=self._worker, args=(i, self.cores[i]), name=f"prectr-{self.name}-{i}", daemon=True
+            )
             for i in range(self.workers)
         ]
         for thread in self._threads:
@@ -318,7 +347,8 @@ class MicroBatcher:
         _fail_groups(_groups_of(stranded), Draining("the service is shutting down"))
 
     # ---- worker thread ------------------------------------------------------------------------------
-    def _worker(self, worker: int) -> None:
+    def _worker(self, worker: int, core: int | None = None) -> None:
+        pin_current_thread(core)
         try:
             while (batch := self._next_batch(worker)) is not None:
                 if batch:

@@ -52,7 +52,7 @@ def run_server(settings: Settings, workers: int = 1, log_level: str = "info") ->
     )
     if workers > 1:
         # Worker processes build their own app from the environment: hand the resolved settings over there.
-        os.environ.update(settings_as_env(settings))
+        os.environ.update(settings_as_env(for_processes(settings, workers)))
         uvicorn.run("service.app:create_app", factory=True, workers=workers, **common)
         return
     app = create_app(settings)
@@ -60,6 +60,18 @@ def run_server(settings: Settings, workers: int = 1, log_level: str = "info") ->
     DrainingServer(
         uvicorn.Config(app, **common), lifecycle.announce_shutdown, settings.server.drain_grace_s
     ).run()
+
+
+def for_processes(settings: Settings, workers: int) -> Settings:
+    """``settings`` for each of ``workers`` server processes: with several, encoder threads are not pinned
+    unless asked for (every process would pin its workers to the same cores)."""
+    encoder = settings.batching.encoder
+    if workers < 2 or encoder.pin_cores is not None:
+        return settings
+    batching = settings.batching.model_copy(
+        update={"encoder": encoder.model_copy(update={"pin_cores": False})}
+    )
+    return settings.model_copy(update={"batching": batching})
 
 
 def settings_as_env(settings: Settings) -> dict[str, str]:

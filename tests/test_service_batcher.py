@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from service.batcher import BatchResult, MicroBatcher
+from service.batcher import BatchResult, MicroBatcher, usable_cores, worker_cores
 from service.errors import BatchFailed, DeadlineExceeded, Draining, Overloaded
 from service.scorer import BatchedGraph, Feeds
 from service.settings import EncoderBatching, GraphBatching
@@ -136,6 +137,45 @@ def test_the_encoder_token_budget_defaults_by_provider() -> None:
     assert cuda.rows_per_batch(64) == 256  # a GPU batches whole buckets
     pinned = EncoderBatching(max_tokens=2048).for_provider("cpu")
     assert pinned.rows_per_batch(64) == 32
+
+
+def test_encoder_threads_are_pinned_on_the_cpu_provider_only() -> None:
+    assert EncoderBatching().for_provider("cpu").pin_cores is True
+    assert EncoderBatching().for_provider("cuda").pin_cores is False  # they mostly wait on the GPU
+    assert EncoderBatching(pin_cores=False).for_provider("cpu").pin_cores is False
+    assert EncoderBatching(pin_cores=True).for_provider("cuda").pin_cores is True
+
+
+def test_more_workers_than_cores_are_not_pinned() -> None:
+    cores = usable_cores()
+    assert worker_cores(len(cores) + 1) == [None] * (len(cores) + 1)
+    if hasattr(os, "sched_setaffinity"):
+        assert worker_cores(len(cores)) == cores
+
+
+def _thread_cores(batcher: MicroBatcher) -> list[set[int]]:
+    return [os.sched_getaffinity(t.native_id) for t in batcher._threads if t.native_id is not None]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(usable_cores()) < 2, reason="needs 2 cores and thread pinning"
+)
+async def test_pinned_encoder_workers_each_run_on_a_core_of_their_own() -> None:
+    graph = EchoGraph()
+    cfg = EncoderBatching(workers=2, max_tokens=0, pin_cores=True)
+    batcher = MicroBatcher(graph, cfg, row_cost_s=1e-4)
+    batcher.start()
+    await until(lambda: all(len(c) == 1 for c in _thread_cores(batcher)))
+    assert sorted(min(c) for c in _thread_cores(batcher)) == usable_cores()[:2]
+    assert os.sched_getaffinity(0) == set(usable_cores())  # the event loop's thread is not pinned
+    assert (await batcher.submit(rows([3], 16), 1, 16, far())).outputs["out"].tolist() == [6.0]
+    await batcher.stop()
+
+    unpinned = MicroBatcher(graph, cfg.model_copy(update={"pin_cores": False}), row_cost_s=1e-4)
+    unpinned.start()
+    assert (await unpinned.submit(rows([4], 16), 1, 16, far())).outputs["out"].tolist() == [8.0]
+    assert _thread_cores(unpinned) == [set(usable_cores())] * 2
+    await unpinned.stop()
 
 
 async def test_a_failed_batch_fails_every_waiter_in_it() -> None:

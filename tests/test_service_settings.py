@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.cli import settings_as_env
+from service.cli import for_processes, settings_as_env
 from service.settings import Settings
 
 
@@ -59,3 +59,10 @@ def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyP
     rebuilt = Settings()
     assert rebuilt.model_dump(exclude={"admin"}) == original.model_dump(exclude={"admin"})
     assert rebuilt.admin.token is not None and rebuilt.admin.token.get_secret_value() == "x" * 20
+
+
+def test_several_server_processes_do_not_pin_encoder_threads_unless_asked() -> None:
+    assert for_processes(Settings(), 4).batching.encoder.pin_cores is False
+    assert for_processes(Settings(), 1).batching.encoder.pin_cores is None  # resolved per provider
+    asked = Settings(batching={"encoder": {"pin_cores": True}})
+    assert for_processes(asked, 4).batching.encoder.pin_cores is True
