@@ -11,11 +11,11 @@ copy each instead of a Python object per row. A read copies, so a slot reused la
 a request already holds. The cache also counts its entries per (version, query): a request whose query
 has none (a query never seen, or all of its pairs evicted) is answered without a lookup per candidate.
 
-Admission (``admit_after``, a TinyLFU-style doorkeeper): most queries of a search log are asked once, and
-storing their pairs costs a put per candidate and evicts pairs of queries that do come back. With
-``admit_after=2`` a query's pairs are stored from its second cache-miss request on; until then only the
-query itself is remembered, in a bounded FIFO of sightings. A query that already has entries is admitted
-at once.
+Admission (``admit_after``, a TinyLFU-style doorkeeper): many queries of a search log are asked once or
+rarely, and storing their pairs costs a put per candidate and evicts pairs of queries that do come back.
+With ``admit_after=2`` a query's pairs are stored from its second cache-miss request on; until then only
+the query itself is remembered, in a bounded FIFO of sightings. A query that already has entries is
+admitted at once.
 """
 
 from __future__ import annotations
