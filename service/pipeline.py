@@ -206,7 +206,10 @@ class ScoringPipeline:
         return ScoreOutcome(body, {k: ms[k] * 1000 for k in order}, degraded, after_response)
 
     def _admit(self, version: str, query_norm: str) -> bool:
-        """Whether a request's new encoder outputs go into the relevance cache (counted either way)."""
+        """Whether a request's new encoder outputs go into the relevance cache (counted either way, unless
+        the cache is off)."""
+        if not self.cache.capacity:
+            return False
         admitted = self.cache.admit(version, query_norm)
         self.metrics.cache_admissions.labels("stored" if admitted else "deferred").inc()
         return admitted

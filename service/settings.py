@@ -147,9 +147,9 @@ class EncoderBatching(GraphBatching):
         description="encoder batches run side by side; 0 = one per CPU core, at most 8 (also on a GPU)",
     )
     # Measured (2 cores, V2 int8, in-process service at concurrency 16, three alternating pairs of 3 x 200
-    # requests): pinned 15.1k / 14.8k / 14.5k cand/s against 13.9k / 14.2k / 14.1k floating; the cores were
-    # busy 98 % of the time instead of 95-96 % (the scheduler no longer stacks both workers on one core while
-    # the other idles, and each session's working set stays in one core's cache).
+    # requests): pinned 15.1k / 14.8k / 14.5k cand/s against 13.9k / 14.2k / 14.1k floating, the cores busy
+    # 98 % of the time instead of 95-96 %; two alternating serve_bench pairs (raw ORT pinned alike): ratio
+    # 0.899 -> 0.903 and 0.931 -> 0.950.
     pin_cores: bool | None = Field(
         default=None,
         description="pin encoder worker i to the i-th core this process may use (no more workers than "

@@ -299,3 +299,14 @@ def test_title_token_cache_keeps_the_most_recent_titles() -> None:
     assert cache.get_many(["a", "x"]) == [[1], None]  # a is now the most recent
     cache.put_many(["c"], [[3]])
     assert cache.get_many(["a", "b", "c"]) == [[1], None, [3]]
+
+
+async def test_a_disabled_cache_admits_nothing_and_counts_no_admissions() -> None:
+    app = create_app(Settings(cache={"capacity": 0}), scorer=FakeScorer(), store=FakeStore())
+    async with running(app) as client:
+        for _ in range(3):
+            assert (await client.post("/score", json=score_body(4, query="drill"))).status_code == 200
+        metrics = (await client.get("/metrics")).text
+    assert len(app.state.service.cache) == 0
+    assert 'prectr_relevance_cache_admissions_total{result="stored"} 0.0' in metrics
+    assert 'prectr_relevance_cache_admissions_total{result="deferred"} 0.0' in metrics
