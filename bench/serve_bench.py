@@ -240,7 +240,7 @@ def raw_pipelined(raw: RawRunner, groups: list, seconds: float, candidates: int)
     stop = time.perf_counter() + seconds
     done = [0] * raw.workers
     # pinned like the service's encoder workers (batching.encoder.pin_cores), for the time of this run
-    cores = worker_cores(raw.workers) if raw.batching.pin_cores else [None] * raw.workers
+    cores = worker_cores(raw.workers, bool(raw.batching.pin_cores))
     allowed = usable_cores()  # read here: inside a pinned thread it is that one core
 
     def worker(w: int) -> None:
@@ -278,12 +278,11 @@ async def paired_throughput(
     """The throughput ratio again, from alternating blocks: raw ORT pipelined for ``seconds``, then the
     service (closed loop, cache-miss traffic) for ``seconds``, ``rounds`` times; one ratio per adjacent pair,
     so a noisy minute on a shared machine hits both sides of a ratio alike; the median over rounds."""
-    n = candidates
     raws, services = [], []
     for _ in range(rounds):
-        raws.append(raw_pipelined(raw, groups, seconds, n)["candidates_per_s"])
+        raws.append(raw_pipelined(raw, groups, seconds, candidates)["candidates_per_s"])
         await asyncio.sleep(SPIN_SETTLE_S)
-        phase = await closed_loop(host, port, concurrency, seconds, payloads.cache_miss, n)
+        phase = await closed_loop(host, port, concurrency, seconds, payloads.cache_miss, candidates)
         services.append(phase["candidates_per_s"])
         await asyncio.sleep(SPIN_SETTLE_S)
     ratios = [round(s / r, 3) for s, r in zip(services, raws, strict=True)]

@@ -81,11 +81,11 @@ def usable_cores() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def worker_cores(workers: int) -> list[int | None]:
-    """One core per worker, in order, to pin them to; all None (no pinning) where the OS cannot pin
-    threads or there are more workers than cores."""
+def worker_cores(workers: int, pin: bool = True) -> list[int | None]:
+    """One core per worker, in order, to pin them to; all None (no pinning) when not asked to, where the OS
+    cannot pin threads, or with more workers than cores."""
     cores = usable_cores()
-    if not hasattr(os, "sched_setaffinity") or workers > len(cores):
+    if not pin or not hasattr(os, "sched_setaffinity") or workers > len(cores):
         return [None] * workers
     return list(cores[:workers])
 
@@ -189,8 +189,7 @@ class MicroBatcher:
         self.runner, self.cfg, self.alpha, self.metrics = runner, cfg, alpha, metrics
         self.name = runner.name
         self.workers = cfg.workers or default_workers()
-        pin = bool(getattr(cfg, "pin_cores", False))  # resolved per provider; only the encoder has it
-        self.cores = worker_cores(self.workers) if pin else [None] * self.workers
+        self.cores = worker_cores(self.workers, bool(cfg.pin_cores))  # pin_cores: resolved per provider
         # Per-row cost = EWMA(batch seconds) / EWMA(batch rows): weighted by batch size, so a 3-row tail
         # batch (mostly fixed overhead) cannot make the whole queue look expensive.
         self._batch_s = max(row_cost_s, 1e-7) * cfg.max_rows

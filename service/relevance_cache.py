@@ -194,10 +194,10 @@ class RelevanceCache:
                 else:
                     del per_query[old]
         entries.update(zip(new, slots, strict=True))
-        if query is not None and new:
-            per_query[query] += len(new)
-        else:
+        if query is None:
             per_query.update(map(_version_query, new))
+        elif new:
+            per_query[query] += len(new)
         if stored:  # recency in the order of ``keys``
             _consume(map(entries.move_to_end, keys))
         given = iter(slots)

@@ -47,13 +47,13 @@ class OnnxSettings(_Section):
         default=1, ge=0, le=256, description="CPU threads beside the CUDA provider"
     )
     cuda_device_id: int = Field(default=0, ge=0)
-    # Off by default: TF32 matrix units moved rel_vec by up to 4e-4 and the fused score by 1.5e-4 against
-    # the CPU (H100, tiny test bundle), outside the 1e-4 parity the service promises for the same inputs.
     head_on_cpu: bool = Field(
         default=False,
         description="with CUDA, run the small head graph on the CPU provider (its kernel launches can "
         "cost more than its arithmetic); the encoder stays on the GPU",
     )
+    # Off by default: TF32 matrix units moved rel_vec by up to 4e-4 and the fused score by 1.5e-4 against
+    # the CPU (H100, tiny test bundle), outside the 1e-4 parity the service promises for the same inputs.
     cuda_tf32: bool = Field(
         default=False, description="CUDA matmuls in TF32: faster on big encoders, ~1e-3 relative error"
     )
@@ -92,6 +92,12 @@ class GraphBatching(_Section):
         ),
     )
 
+    pin_cores: bool | None = Field(
+        default=False,
+        description="pin worker i to the i-th core this process may use (no more workers than cores); "
+        "None: on the CPU provider only",
+    )
+
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> GraphBatching:
         if self.max_queue_rows < self.max_rows:
@@ -99,10 +105,14 @@ class GraphBatching(_Section):
         return self
 
     def for_provider(self, provider: str) -> GraphBatching:
-        """These settings with ``max_tokens`` resolved for ``provider`` (None: the provider's default)."""
-        if self.max_tokens is not None:
-            return self
-        return self.model_copy(update={"max_tokens": 0 if provider == "cuda" else CPU_BATCH_TOKENS})
+        """These settings with ``max_tokens`` and ``pin_cores`` resolved for ``provider`` (None: the
+        provider's default)."""
+        update: dict[str, object] = {}
+        if self.max_tokens is None:
+            update["max_tokens"] = 0 if provider == "cuda" else CPU_BATCH_TOKENS
+        if self.pin_cores is None:
+            update["pin_cores"] = provider == "cpu"
+        return self.model_copy(update=update) if update else self
 
     def rows_per_batch(self, width: int | None) -> int:
         """Most rows of one batch of ``width``-token rows (None: rows without a length bucket)."""
@@ -155,14 +165,6 @@ class EncoderBatching(GraphBatching):
         description="pin encoder worker i to the i-th core this process may use (no more workers than "
         "cores); None: on the CPU provider only. Off with several server processes (they would share cores)",
     )
-
-    def for_provider(self, provider: str) -> EncoderBatching:
-        """:meth:`GraphBatching.for_provider`, and ``pin_cores`` resolved for ``provider``."""
-        resolved = super().for_provider(provider)
-        assert isinstance(resolved, EncoderBatching)
-        if resolved.pin_cores is None:
-            resolved = resolved.model_copy(update={"pin_cores": provider == "cpu"})
-        return resolved
 
 
 class HeadBatching(GraphBatching):
